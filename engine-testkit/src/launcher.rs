@@ -1,0 +1,1 @@
+//! Launchers for real execution clients (filled in by the launcher work).

@@ -1,0 +1,12 @@
+//! Test kit for alys-engine.
+//!
+//! * [`mock`]: [`MockExecutionLayer`], a real HTTP JSON-RPC server on `127.0.0.1:0` that checks
+//!   the JWT, speaks Engine API V1–V4 and the `eth_` methods the engine uses, keeps an in-memory
+//!   chain with real header hashes, records every request and injects faults on demand.
+//! * [`launcher`]: starts real execution clients (EthereumJS from the pinned npm package, Reth and
+//!   Geth when their binaries are present) with a post-merge genesis and a JWT secret.
+
+pub mod launcher;
+pub mod mock;
+
+pub use mock::MockExecutionLayer;
