@@ -5,8 +5,10 @@
 //!   chain with real header hashes, records every request and injects faults on demand.
 //! * [`launcher`]: starts real execution clients (EthereumJS from the pinned npm package, Reth and
 //!   Geth when their binaries are present) with a post-merge genesis and a JWT secret.
+//! * [`tx`]: signed test transactions for `eth_sendRawTransaction`.
 
 pub mod launcher;
 pub mod mock;
+pub mod tx;
 
 pub use mock::MockExecutionLayer;

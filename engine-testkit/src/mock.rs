@@ -1,1 +1,0 @@
-//! The mock execution layer.

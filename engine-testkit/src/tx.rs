@@ -1,0 +1,58 @@
+//! Signed test transactions.
+
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy_eips::Encodable2718;
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+
+/// Errors making a test transaction.
+#[derive(Debug, thiserror::Error)]
+pub enum TxError {
+    /// The private key is not a valid secp256k1 key.
+    #[error("invalid private key: {0}")]
+    Key(String),
+    /// Signing failed.
+    #[error("signing failed: {0}")]
+    Sign(String),
+}
+
+/// An EIP-1559 transaction, signed with `private_key_hex`, encoded for
+/// `eth_sendRawTransaction`. Returns the raw bytes and the transaction hash.
+#[allow(clippy::too_many_arguments)]
+pub fn signed_eip1559(
+    private_key_hex: &str,
+    chain_id: u64,
+    nonce: u64,
+    to: TxKind,
+    value: U256,
+    input: Bytes,
+    gas_limit: u64,
+) -> Result<(Bytes, B256), TxError> {
+    let signer: PrivateKeySigner = private_key_hex.parse().map_err(|e| TxError::Key(format!("{e}")))?;
+    let tx = TxEip1559 {
+        chain_id,
+        nonce,
+        gas_limit,
+        max_fee_per_gas: 20_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to,
+        value,
+        access_list: Default::default(),
+        input,
+    };
+    let signature = signer.sign_hash_sync(&tx.signature_hash()).map_err(|e| TxError::Sign(e.to_string()))?;
+    let envelope: TxEnvelope = tx.into_signed(signature).into();
+    Ok((Bytes::from(envelope.encoded_2718()), *envelope.tx_hash()))
+}
+
+/// A plain value transfer (21 000 gas).
+pub fn signed_transfer(
+    private_key_hex: &str,
+    chain_id: u64,
+    nonce: u64,
+    to: Address,
+    value: U256,
+) -> Result<(Bytes, B256), TxError> {
+    signed_eip1559(private_key_hex, chain_id, nonce, TxKind::Call(to), value, Bytes::new(), 21_000)
+}
