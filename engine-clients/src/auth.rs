@@ -23,7 +23,10 @@ struct Claims {
 
 /// A fresh HS256 bearer token for `secret`, issued now.
 pub fn bearer_token(secret: &JwtSecret) -> Result<String, jsonwebtoken::errors::Error> {
-    let iat = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+    let iat = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
     let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
     let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &Claims { iat }, &key)?;
     Ok(format!("Bearer {token}"))
@@ -46,7 +49,10 @@ impl<S> Layer<S> for JwtAuthLayer {
     type Service = JwtAuthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        JwtAuthService { inner, secret: self.secret }
+        JwtAuthService {
+            inner,
+            secret: self.secret,
+        }
     }
 }
 
@@ -84,11 +90,13 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let token = bearer_token(&self.secret).map_err(JwtAuthError::Token).and_then(|t| {
-            HeaderValue::from_str(&t).map_err(|_| {
-                JwtAuthError::Token(jsonwebtoken::errors::ErrorKind::InvalidToken.into())
-            })
-        });
+        let token = bearer_token(&self.secret)
+            .map_err(JwtAuthError::Token)
+            .and_then(|t| {
+                HeaderValue::from_str(&t).map_err(|_| {
+                    JwtAuthError::Token(jsonwebtoken::errors::ErrorKind::InvalidToken.into())
+                })
+            });
         match token {
             Ok(value) => {
                 request.headers_mut().insert(AUTHORIZATION, value);
@@ -122,6 +130,9 @@ mod tests {
         .unwrap()
         .claims;
         assert!(claims.get("iat").is_some_and(serde_json::Value::is_u64));
-        assert!(claims.get("exp").is_none(), "exp must be absent, not null: {claims}");
+        assert!(
+            claims.get("exp").is_none(),
+            "exp must be absent, not null: {claims}"
+        );
     }
 }

@@ -54,7 +54,9 @@ pub struct Capabilities {
 impl Capabilities {
     /// From the list `engine_exchangeCapabilities` returned.
     pub fn from_methods(methods: impl IntoIterator<Item = String>) -> Self {
-        Self { methods: Some(methods.into_iter().collect()) }
+        Self {
+            methods: Some(methods.into_iter().collect()),
+        }
     }
 
     /// Capabilities not known (the client did not answer `engine_exchangeCapabilities`).
@@ -64,7 +66,9 @@ impl Capabilities {
 
     /// Whether `method` may be called.
     pub fn supports(&self, method: EngineMethod) -> bool {
-        self.methods.as_ref().is_none_or(|m| m.contains(method.as_str()))
+        self.methods
+            .as_ref()
+            .is_none_or(|m| m.contains(method.as_str()))
     }
 
     /// The method names, when known.
@@ -77,7 +81,9 @@ impl Capabilities {
         if self.supports(method) {
             Ok(())
         } else {
-            Err(EngineError::MethodNotSupported { method: method.as_str().to_owned() })
+            Err(EngineError::MethodNotSupported {
+                method: method.as_str().to_owned(),
+            })
         }
     }
 }
@@ -104,7 +110,11 @@ impl SyncState {
     pub fn progress_percent(&self) -> f64 {
         match *self {
             Self::Synced => 100.0,
-            Self::Syncing { starting, current, highest } => {
+            Self::Syncing {
+                starting,
+                current,
+                highest,
+            } => {
                 let total = highest.saturating_sub(starting);
                 if total == 0 {
                     return 100.0;
@@ -138,7 +148,9 @@ pub trait ExecutionClient: Send + Sync + 'static {
     fn fork_schedule(&self) -> &ForkSchedule;
 
     /// `engine_exchangeCapabilities` with the methods this engine uses.
-    fn exchange_capabilities(&self) -> impl Future<Output = Result<Capabilities, EngineError>> + Send;
+    fn exchange_capabilities(
+        &self,
+    ) -> impl Future<Output = Result<Capabilities, EngineError>> + Send;
 
     /// `engine_forkchoiceUpdatedV1/2/3`: the version follows the attributes' timestamp; without
     /// attributes, the newest scheduled fork's version the client supports.

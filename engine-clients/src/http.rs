@@ -10,8 +10,8 @@ use alloy_provider::{Provider, RootProvider, ext::EngineApi};
 use alloy_rpc_client::RpcClient;
 use alloy_rpc_types_engine::{
     CancunPayloadFields, ExecutionData, ExecutionPayload, ExecutionPayloadBodiesV1,
-    ExecutionPayloadInputV2, ExecutionPayloadV1, ExecutionPayloadV2, ExecutionPayloadSidecar, ForkchoiceState,
-    ForkchoiceUpdated, JwtSecret, PayloadAttributes, PayloadId, PayloadStatus,
+    ExecutionPayloadInputV2, ExecutionPayloadSidecar, ExecutionPayloadV1, ExecutionPayloadV2,
+    ForkchoiceState, ForkchoiceUpdated, JwtSecret, PayloadAttributes, PayloadId, PayloadStatus,
     PraguePayloadFields,
 };
 use alloy_rpc_types_eth::{Block, Filter, Log, SyncStatus, TransactionReceipt};
@@ -59,7 +59,10 @@ pub struct ClientOptions {
 
 impl ClientOptions {
     /// Options for `endpoint` under `config`, loading the endpoint's JWT secret file.
-    pub fn from_config(config: &EngineConfig, endpoint: &EndpointConfig) -> Result<Self, EngineError> {
+    pub fn from_config(
+        config: &EngineConfig,
+        endpoint: &EndpointConfig,
+    ) -> Result<Self, EngineError> {
         Ok(Self {
             engine_url: endpoint.engine_url.clone(),
             eth_url: endpoint.eth_url.clone(),
@@ -86,7 +89,10 @@ impl ClientOptions {
     }
 
     /// Same, reading the secret from a file.
-    pub fn with_secret_file(engine_url: impl Into<String>, path: &Path) -> Result<Self, EngineError> {
+    pub fn with_secret_file(
+        engine_url: impl Into<String>,
+        path: &Path,
+    ) -> Result<Self, EngineError> {
         Ok(Self::new(engine_url, load_jwt_secret(path)?))
     }
 
@@ -173,14 +179,21 @@ impl HttpExecutionClient {
     pub fn new_unconnected(options: ClientOptions) -> Result<Self, EngineError> {
         let engine_url = parse_url("engine_url", &options.engine_url)?;
         let hyper = Client::builder(TokioExecutor::new()).build_http::<Full<BodyBytes>>();
-        let service =
-            tower::ServiceBuilder::new().layer(JwtAuthLayer::new(options.jwt_secret)).service(hyper);
+        let service = tower::ServiceBuilder::new()
+            .layer(JwtAuthLayer::new(options.jwt_secret))
+            .service(hyper);
         let transport = HyperClient::<Full<BodyBytes>, _>::with_service(service);
-        let engine = RootProvider::new(RpcClient::new(Http::with_client(transport, engine_url), true));
+        let engine = RootProvider::new(RpcClient::new(
+            Http::with_client(transport, engine_url),
+            true,
+        ));
         let eth = match &options.eth_url {
             Some(url) => {
                 let url = parse_url("eth_url", url)?;
-                RootProvider::new(RpcClient::new(Http::with_client(HyperClient::new(), url), true))
+                RootProvider::new(RpcClient::new(
+                    Http::with_client(HyperClient::new(), url),
+                    true,
+                ))
             }
             None => engine.clone(),
         };
@@ -209,11 +222,16 @@ impl HttpExecutionClient {
         };
         let method = EngineMethod::GetClientVersionV1;
         let v1 = self
-            .call(method.as_str(), self.options.timeouts.for_engine_method(method), false, || {
-                self.engine
-                    .client()
-                    .request::<_, Vec<WireClientVersion>>(method.as_str(), (ours.clone(),))
-            })
+            .call(
+                method.as_str(),
+                self.options.timeouts.for_engine_method(method),
+                false,
+                || {
+                    self.engine
+                        .client()
+                        .request::<_, Vec<WireClientVersion>>(method.as_str(), (ours.clone(),))
+                },
+            )
             .await;
         match v1 {
             Ok(versions) if !versions.is_empty() => {
@@ -227,7 +245,9 @@ impl HttpExecutionClient {
                 };
             }
             Ok(_) => debug!("engine_getClientVersionV1 returned an empty list"),
-            Err(e) => debug!(error = %e, "engine_getClientVersionV1 failed; trying web3_clientVersion"),
+            Err(e) => {
+                debug!(error = %e, "engine_getClientVersionV1 failed; trying web3_clientVersion")
+            }
         }
         // The public port first: EthereumJS answers -32601 to web3_ on its engine port.
         let providers = if self.options.eth_url.is_some() {
@@ -237,9 +257,12 @@ impl HttpExecutionClient {
         };
         for provider in providers {
             match self
-                .call("web3_clientVersion", self.options.timeouts.eth(), true, || {
-                    provider.get_client_version().into_future()
-                })
+                .call(
+                    "web3_clientVersion",
+                    self.options.timeouts.eth(),
+                    true,
+                    || provider.get_client_version().into_future(),
+                )
                 .await
             {
                 Ok(s) => return ClientIdentity::from_web3_client_version(&s),
@@ -274,7 +297,10 @@ impl HttpExecutionClient {
             match tokio::time::timeout(deadline, request()).await {
                 Ok(Ok(value)) => Ok(value),
                 Ok(Err(e)) => Err(classify(method, &self.options.engine_url, e)),
-                Err(_) => Err(EngineError::Timeout { method: method.to_owned(), after: deadline }),
+                Err(_) => Err(EngineError::Timeout {
+                    method: method.to_owned(),
+                    after: deadline,
+                }),
             }
         };
         let retry = self.options.retry;
@@ -295,7 +321,9 @@ impl HttpExecutionClient {
 
     fn slot_bounded(&self, method: EngineMethod) -> Duration {
         let configured = self.options.timeouts.for_engine_method(method);
-        self.options.slot_deadline.map_or(configured, |slot| configured.min(slot))
+        self.options
+            .slot_deadline
+            .map_or(configured, |slot| configured.min(slot))
     }
 
     fn engine_call_checked(&self, method: EngineMethod) -> Result<Duration, EngineError> {
@@ -381,7 +409,11 @@ fn check_attributes(fork: Fork, attrs: &PayloadAttributes) -> Result<(), EngineE
             "attributes.withdrawals",
             format!(
                 "{} for a {fork:?} timestamp ({})",
-                if attrs.withdrawals.is_some() { "present" } else { "missing" },
+                if attrs.withdrawals.is_some() {
+                    "present"
+                } else {
+                    "missing"
+                },
                 attrs.timestamp
             ),
         ));
@@ -391,7 +423,11 @@ fn check_attributes(fork: Fork, attrs: &PayloadAttributes) -> Result<(), EngineE
             "attributes.parent_beacon_block_root",
             format!(
                 "{} for a {fork:?} timestamp ({}); it is required from Cancun on and refused before",
-                if attrs.parent_beacon_block_root.is_some() { "present" } else { "missing" },
+                if attrs.parent_beacon_block_root.is_some() {
+                    "present"
+                } else {
+                    "missing"
+                },
                 attrs.timestamp
             ),
         ));
@@ -421,12 +457,16 @@ impl ExecutionClient for HttpExecutionClient {
     }
 
     async fn exchange_capabilities(&self) -> Result<Capabilities, EngineError> {
-        let ours: Vec<String> =
-            EngineMethod::ANNOUNCED.iter().map(|m| m.as_str().to_owned()).collect();
+        let ours: Vec<String> = EngineMethod::ANNOUNCED
+            .iter()
+            .map(|m| m.as_str().to_owned())
+            .collect();
         let method = EngineMethod::ExchangeCapabilities;
         let deadline = self.options.timeouts.for_engine_method(method);
         match self
-            .call(method.as_str(), deadline, true, || self.engine.exchange_capabilities(ours.clone()))
+            .call(method.as_str(), deadline, true, || {
+                self.engine.exchange_capabilities(ours.clone())
+            })
             .await
         {
             Ok(theirs) => Ok(Capabilities::from_methods(theirs)),
@@ -441,7 +481,10 @@ impl ExecutionClient for HttpExecutionClient {
         attributes: Option<PayloadAttributes>,
     ) -> Result<ForkchoiceUpdated, EngineError> {
         if state.head_block_hash.is_zero() {
-            return Err(EngineError::invalid_request("forkchoice.head_block_hash", "zero hash"));
+            return Err(EngineError::invalid_request(
+                "forkchoice.head_block_hash",
+                "zero hash",
+            ));
         }
         let fork = match &attributes {
             Some(attrs) => {
@@ -499,8 +542,16 @@ impl ExecutionClient for HttpExecutionClient {
         };
         let built = match fork {
             Fork::Paris => {
-                let p = self.call(name, deadline, true, || self.engine.get_payload_v1(payload_id)).await?;
-                (ExecutionPayload::V1(p), ExecutionPayloadSidecar::none(), U256::ZERO)
+                let p = self
+                    .call(name, deadline, true, || {
+                        self.engine.get_payload_v1(payload_id)
+                    })
+                    .await?;
+                (
+                    ExecutionPayload::V1(p),
+                    ExecutionPayloadSidecar::none(),
+                    U256::ZERO,
+                )
             }
             Fork::Shanghai => {
                 // Not `EngineApi::get_payload_v2`: alloy's `ExecutionPayloadFieldV2` is an
@@ -508,14 +559,24 @@ impl ExecutionClient for HttpExecutionClient {
                 // withdrawals (our peg-ins) are silently dropped. Decode by the field instead.
                 let env = self
                     .call(name, deadline, true, || {
-                        self.engine.client().request::<_, WireEnvelopeV2>(name, (payload_id,))
+                        self.engine
+                            .client()
+                            .request::<_, WireEnvelopeV2>(name, (payload_id,))
                     })
                     .await?;
                 let block_value = env.block_value;
-                (env.payload(name)?, ExecutionPayloadSidecar::none(), block_value)
+                (
+                    env.payload(name)?,
+                    ExecutionPayloadSidecar::none(),
+                    block_value,
+                )
             }
             Fork::Cancun => {
-                let env = self.call(name, deadline, true, || self.engine.get_payload_v3(payload_id)).await?;
+                let env = self
+                    .call(name, deadline, true, || {
+                        self.engine.get_payload_v3(payload_id)
+                    })
+                    .await?;
                 let cancun = CancunPayloadFields::new(root()?, blob_hashes(&env.blobs_bundle));
                 (
                     ExecutionPayload::V3(env.execution_payload),
@@ -524,18 +585,29 @@ impl ExecutionClient for HttpExecutionClient {
                 )
             }
             Fork::Prague => {
-                let env = self.call(name, deadline, true, || self.engine.get_payload_v4(payload_id)).await?;
+                let env = self
+                    .call(name, deadline, true, || {
+                        self.engine.get_payload_v4(payload_id)
+                    })
+                    .await?;
                 let inner = env.envelope_inner;
                 let cancun = CancunPayloadFields::new(root()?, blob_hashes(&inner.blobs_bundle));
                 (
                     ExecutionPayload::V3(inner.execution_payload),
-                    ExecutionPayloadSidecar::v4(cancun, PraguePayloadFields::new(env.execution_requests)),
+                    ExecutionPayloadSidecar::v4(
+                        cancun,
+                        PraguePayloadFields::new(env.execution_requests),
+                    ),
                     inner.block_value,
                 )
             }
         };
         let (payload, sidecar, block_value) = built;
-        Ok(BuiltPayload { payload_id, execution_data: ExecutionData::new(payload, sidecar), block_value })
+        Ok(BuiltPayload {
+            payload_id,
+            execution_data: ExecutionData::new(payload, sidecar),
+            block_value,
+        })
     }
 
     async fn new_payload(&self, data: &ExecutionData) -> Result<PayloadStatus, EngineError> {
@@ -552,23 +624,37 @@ impl ExecutionClient for HttpExecutionClient {
         };
         match (&data.payload, fork) {
             (ExecutionPayload::V1(p), Fork::Paris) => {
-                self.call(name, deadline, false, || self.engine.new_payload_v1(p.clone())).await
+                self.call(name, deadline, false, || {
+                    self.engine.new_payload_v1(p.clone())
+                })
+                .await
             }
             (ExecutionPayload::V2(p), Fork::Shanghai) => {
                 let input = ExecutionPayloadInputV2 {
                     execution_payload: p.payload_inner.clone(),
                     withdrawals: Some(p.withdrawals.clone()),
                 };
-                self.call(name, deadline, false, || self.engine.new_payload_v2(input.clone())).await
+                self.call(name, deadline, false, || {
+                    self.engine.new_payload_v2(input.clone())
+                })
+                .await
             }
             (ExecutionPayload::V3(p), Fork::Cancun) => {
-                let root = data.sidecar.parent_beacon_block_root().ok_or_else(|| missing("parent beacon block root"))?;
+                let root = data
+                    .sidecar
+                    .parent_beacon_block_root()
+                    .ok_or_else(|| missing("parent beacon block root"))?;
                 let hashes = data.sidecar.versioned_hashes().cloned().unwrap_or_default();
-                self.call(name, deadline, false, || self.engine.new_payload_v3(p.clone(), hashes.clone(), root))
-                    .await
+                self.call(name, deadline, false, || {
+                    self.engine.new_payload_v3(p.clone(), hashes.clone(), root)
+                })
+                .await
             }
             (ExecutionPayload::V3(p), Fork::Prague) => {
-                let root = data.sidecar.parent_beacon_block_root().ok_or_else(|| missing("parent beacon block root"))?;
+                let root = data
+                    .sidecar
+                    .parent_beacon_block_root()
+                    .ok_or_else(|| missing("parent beacon block root"))?;
                 let hashes = data.sidecar.versioned_hashes().cloned().unwrap_or_default();
                 let requests = data
                     .sidecar
@@ -576,7 +662,12 @@ impl ExecutionClient for HttpExecutionClient {
                     .map(|p| p.requests.clone())
                     .ok_or_else(|| missing("execution requests"))?;
                 self.call(name, deadline, false, || {
-                    self.engine.new_payload_v4_requests(p.clone(), hashes.clone(), root, requests.clone())
+                    self.engine.new_payload_v4_requests(
+                        p.clone(),
+                        hashes.clone(),
+                        root,
+                        requests.clone(),
+                    )
                 })
                 .await
             }
@@ -584,45 +675,76 @@ impl ExecutionClient for HttpExecutionClient {
         }
     }
 
-    async fn payload_bodies_by_hash(&self, hashes: Vec<B256>) -> Result<ExecutionPayloadBodiesV1, EngineError> {
+    async fn payload_bodies_by_hash(
+        &self,
+        hashes: Vec<B256>,
+    ) -> Result<ExecutionPayloadBodiesV1, EngineError> {
         let method = EngineMethod::GetPayloadBodiesByHashV1;
         let deadline = self.engine_call_checked(method)?;
-        self.call(method.as_str(), deadline, true, || self.engine.get_payload_bodies_by_hash_v1(hashes.clone()))
-            .await
+        self.call(method.as_str(), deadline, true, || {
+            self.engine.get_payload_bodies_by_hash_v1(hashes.clone())
+        })
+        .await
     }
 
-    async fn payload_bodies_by_range(&self, start: u64, count: u64) -> Result<ExecutionPayloadBodiesV1, EngineError> {
+    async fn payload_bodies_by_range(
+        &self,
+        start: u64,
+        count: u64,
+    ) -> Result<ExecutionPayloadBodiesV1, EngineError> {
         let method = EngineMethod::GetPayloadBodiesByRangeV1;
         let deadline = self.engine_call_checked(method)?;
-        self.call(method.as_str(), deadline, true, || self.engine.get_payload_bodies_by_range_v1(start, count))
-            .await
+        self.call(method.as_str(), deadline, true, || {
+            self.engine.get_payload_bodies_by_range_v1(start, count)
+        })
+        .await
     }
 
-    async fn block(&self, id: BlockId, full_transactions: bool) -> Result<Option<Block>, EngineError> {
+    async fn block(
+        &self,
+        id: BlockId,
+        full_transactions: bool,
+    ) -> Result<Option<Block>, EngineError> {
         let method = match id {
             BlockId::Hash(_) => "eth_getBlockByHash",
             BlockId::Number(_) => "eth_getBlockByNumber",
         };
         self.call(method, self.options.timeouts.eth(), true, || {
             let call = self.eth.get_block(id);
-            let call = if full_transactions { call.full() } else { call.hashes() };
+            let call = if full_transactions {
+                call.full()
+            } else {
+                call.hashes()
+            };
             call.into_future()
         })
         .await
     }
 
     async fn logs(&self, filter: &Filter) -> Result<Vec<Log>, EngineError> {
-        self.call("eth_getLogs", self.options.timeouts.eth(), true, || self.eth.get_logs(filter)).await
-    }
-
-    async fn transaction_receipt(&self, hash: B256) -> Result<Option<TransactionReceipt>, EngineError> {
-        self.call("eth_getTransactionReceipt", self.options.timeouts.eth(), true, || {
-            self.eth.get_transaction_receipt(hash).into_future()
+        self.call("eth_getLogs", self.options.timeouts.eth(), true, || {
+            self.eth.get_logs(filter)
         })
         .await
     }
 
-    async fn block_receipts(&self, block: BlockId) -> Result<Option<Vec<TransactionReceipt>>, EngineError> {
+    async fn transaction_receipt(
+        &self,
+        hash: B256,
+    ) -> Result<Option<TransactionReceipt>, EngineError> {
+        self.call(
+            "eth_getTransactionReceipt",
+            self.options.timeouts.eth(),
+            true,
+            || self.eth.get_transaction_receipt(hash).into_future(),
+        )
+        .await
+    }
+
+    async fn block_receipts(
+        &self,
+        block: BlockId,
+    ) -> Result<Option<Vec<TransactionReceipt>>, EngineError> {
         let block = match block {
             BlockId::Hash(h) if self.quirks.block_receipts_need_number => {
                 match self.block(BlockId::Hash(h), false).await? {
@@ -632,26 +754,38 @@ impl ExecutionClient for HttpExecutionClient {
             }
             other => other,
         };
-        self.call("eth_getBlockReceipts", self.options.timeouts.eth(), true, || {
-            self.eth.get_block_receipts(block).into_future()
-        })
+        self.call(
+            "eth_getBlockReceipts",
+            self.options.timeouts.eth(),
+            true,
+            || self.eth.get_block_receipts(block).into_future(),
+        )
         .await
     }
 
     async fn sync_state(&self) -> Result<SyncState, EngineError> {
         let status = self
-            .call("eth_syncing", self.options.timeouts.eth(), true, || self.eth.syncing().into_future())
+            .call("eth_syncing", self.options.timeouts.eth(), true, || {
+                self.eth.syncing().into_future()
+            })
             .await?;
         Ok(match status {
             SyncStatus::None => SyncState::Synced,
             SyncStatus::Info(info) => {
                 let n = |v: U256| u64::try_from(v).unwrap_or(u64::MAX);
-                let (starting, current, highest) =
-                    (n(info.starting_block), n(info.current_block), n(info.highest_block));
+                let (starting, current, highest) = (
+                    n(info.starting_block),
+                    n(info.current_block),
+                    n(info.highest_block),
+                );
                 if current >= highest {
                     SyncState::Synced
                 } else {
-                    SyncState::Syncing { starting, current, highest }
+                    SyncState::Syncing {
+                        starting,
+                        current,
+                        highest,
+                    }
                 }
             }
         })
@@ -675,9 +809,16 @@ impl ExecutionClient for HttpExecutionClient {
     async fn send_raw_transaction(&self, raw: Bytes) -> Result<B256, EngineError> {
         // Not retried: a resend after a lost answer is harmless for the pool but would turn
         // "already known" into a confusing error.
-        self.call("eth_sendRawTransaction", self.options.timeouts.eth(), false, || {
-            self.eth.client().request::<_, B256>("eth_sendRawTransaction", (raw.clone(),))
-        })
+        self.call(
+            "eth_sendRawTransaction",
+            self.options.timeouts.eth(),
+            false,
+            || {
+                self.eth
+                    .client()
+                    .request::<_, B256>("eth_sendRawTransaction", (raw.clone(),))
+            },
+        )
         .await
     }
 }
@@ -709,5 +850,9 @@ impl WireEnvelopeV2 {
 }
 
 fn blob_hashes(bundle: &alloy_rpc_types_engine::BlobsBundleV1) -> Vec<B256> {
-    bundle.commitments.iter().map(|c| kzg_to_versioned_hash(c.as_slice())).collect()
+    bundle
+        .commitments
+        .iter()
+        .map(|c| kzg_to_versioned_hash(c.as_slice()))
+        .collect()
 }

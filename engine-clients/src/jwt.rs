@@ -18,7 +18,10 @@ pub fn load_jwt_secret(path: &Path) -> Result<JwtSecret, EngineError> {
         path: shown.clone(),
         reason: format!("cannot read it: {e}"),
     })?;
-    parse_jwt_secret(&text).map_err(|reason| EngineError::JwtSecret { path: shown, reason })
+    parse_jwt_secret(&text).map_err(|reason| EngineError::JwtSecret {
+        path: shown,
+        reason,
+    })
 }
 
 /// Parse the text of a JWT secret file (see [`load_jwt_secret`]); the error says what is wrong.
@@ -27,12 +30,18 @@ pub fn parse_jwt_secret(text: &str) -> Result<JwtSecret, String> {
     if hex.is_empty() {
         return Err("it is empty".into());
     }
-    let digits = hex.strip_prefix("0x").or_else(|| hex.strip_prefix("0X")).unwrap_or(hex);
+    let digits = hex
+        .strip_prefix("0x")
+        .or_else(|| hex.strip_prefix("0X"))
+        .unwrap_or(hex);
     if let Some(bad) = digits.chars().find(|c| !c.is_ascii_hexdigit()) {
         return Err(format!("it contains the non-hex character {bad:?}"));
     }
     if digits.len() != 64 {
-        return Err(format!("it has {} hex characters, expected 64", digits.len()));
+        return Err(format!(
+            "it has {} hex characters, expected 64",
+            digits.len()
+        ));
     }
     JwtSecret::from_hex(digits).map_err(|e: JwtError| e.to_string())
 }
@@ -61,8 +70,13 @@ mod tests {
 
     #[test]
     fn errors_name_the_file_and_the_problem() {
-        let missing = load_jwt_secret(Path::new("/nonexistent/jwt.hex")).unwrap_err().to_string();
-        assert!(missing.contains("/nonexistent/jwt.hex") && missing.contains("cannot read"), "{missing}");
+        let missing = load_jwt_secret(Path::new("/nonexistent/jwt.hex"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.contains("/nonexistent/jwt.hex") && missing.contains("cannot read"),
+            "{missing}"
+        );
 
         let short = file_with(&HEX[..40]);
         let err = load_jwt_secret(short.path()).unwrap_err().to_string();
@@ -74,6 +88,11 @@ mod tests {
         assert!(err.contains("non-hex character 'z'"), "{err}");
 
         let empty = file_with("  \n");
-        assert!(load_jwt_secret(empty.path()).unwrap_err().to_string().contains("empty"));
+        assert!(
+            load_jwt_secret(empty.path())
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
     }
 }

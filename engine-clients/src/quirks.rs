@@ -42,13 +42,19 @@ impl Quirks {
     /// The table.
     pub const fn for_kind(kind: ClientKind) -> Self {
         match kind {
-            ClientKind::Geth => Self { get_payload_stops_build: true, ..Self::NONE },
+            ClientKind::Geth => Self {
+                get_payload_stops_build: true,
+                ..Self::NONE
+            },
             ClientKind::Reth => Self {
                 get_payload_waits_for_build: true,
                 may_omit_payload_id_on_ancestor: true,
                 ..Self::NONE
             },
-            ClientKind::Nethermind => Self { new_payload_syncing_when_slow: true, ..Self::NONE },
+            ClientKind::Nethermind => Self {
+                new_payload_syncing_when_slow: true,
+                ..Self::NONE
+            },
             ClientKind::EthereumJs => Self {
                 block_receipts_need_number: true,
                 accepts_wrong_method_version: true,
@@ -56,7 +62,10 @@ impl Quirks {
             },
             // An unidentified client gets the conservative receipt path (by number), which
             // every client serves.
-            ClientKind::Unknown => Self { block_receipts_need_number: true, ..Self::NONE },
+            ClientKind::Unknown => Self {
+                block_receipts_need_number: true,
+                ..Self::NONE
+            },
             ClientKind::Besu | ClientKind::Erigon => Self::NONE,
         }
     }

@@ -1,6 +1,9 @@
 //! engine-clients against the MockExecutionLayer: wire format, versions, errors, retries,
 //! timeouts, client detection and quirks.
 
+// Helpers of a test binary: panicking is how they fail the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use alloy_eips::{BlockId, BlockNumberOrTag, eip4895::Withdrawal};
@@ -29,12 +32,20 @@ const PEG_IN_B: Address = Address::repeat_byte(0xb2);
 fn options(mock: &MockExecutionLayer) -> ClientOptions {
     ClientOptions::new(mock.url(), mock.jwt_secret())
         .with_fork_schedule(mock.config().fork_schedule)
-        .with_retry(RetryConfig { max_retries: 3, initial_backoff_ms: 1, max_backoff_ms: 5 })
+        .with_retry(RetryConfig {
+            max_retries: 3,
+            initial_backoff_ms: 1,
+            max_backoff_ms: 5,
+        })
 }
 
 async fn start(config: MockConfig) -> (MockExecutionLayer, HttpExecutionClient) {
-    let mock = MockExecutionLayer::start(config).await.expect("mock starts");
-    let client = HttpExecutionClient::connect(options(&mock)).await.expect("client connects");
+    let mock = MockExecutionLayer::start(config)
+        .await
+        .expect("mock starts");
+    let client = HttpExecutionClient::connect(options(&mock))
+        .await
+        .expect("client connects");
     (mock, client)
 }
 
@@ -47,7 +58,11 @@ fn fork_schedule(name: &str) -> ForkSchedule {
     }
 }
 
-fn attributes(forks: &ForkSchedule, timestamp: u64, withdrawals: Vec<Withdrawal>) -> PayloadAttributes {
+fn attributes(
+    forks: &ForkSchedule,
+    timestamp: u64,
+    withdrawals: Vec<Withdrawal>,
+) -> PayloadAttributes {
     let cancun = forks.fork_at(timestamp).has_blob_fields();
     PayloadAttributes {
         timestamp,
@@ -59,7 +74,11 @@ fn attributes(forks: &ForkSchedule, timestamp: u64, withdrawals: Vec<Withdrawal>
 }
 
 fn forkchoice(head: B256) -> ForkchoiceState {
-    ForkchoiceState { head_block_hash: head, safe_block_hash: B256::ZERO, finalized_block_hash: B256::ZERO }
+    ForkchoiceState {
+        head_block_hash: head,
+        safe_block_hash: B256::ZERO,
+        finalized_block_hash: B256::ZERO,
+    }
 }
 
 /// One Alys slot through the client: fcU(attrs) → getPayload → newPayload → fcU(head).
@@ -71,9 +90,15 @@ async fn slot(
     first_index: u64,
 ) -> Result<ExecutionData, EngineError> {
     let forks = *client.fork_schedule();
-    let attrs = attributes(&forks, timestamp, withdrawals_from_peg_ins(peg_ins, first_index));
+    let attrs = attributes(
+        &forks,
+        timestamp,
+        withdrawals_from_peg_ins(peg_ins, first_index),
+    );
     let root = attrs.parent_beacon_block_root;
-    let updated = client.forkchoice_updated(forkchoice(head), Some(attrs)).await?;
+    let updated = client
+        .forkchoice_updated(forkchoice(head), Some(attrs))
+        .await?;
     let id = updated.payload_id.ok_or(EngineError::MissingInResponse {
         method: "fcU".into(),
         missing: "payloadId".into(),
@@ -81,7 +106,9 @@ async fn slot(
     let built = client.get_payload(id, timestamp, root).await?;
     let status = client.new_payload(&built.execution_data).await?;
     require_valid(&status, built.block_hash())?;
-    client.forkchoice_updated(forkchoice(built.block_hash()), None).await?;
+    client
+        .forkchoice_updated(forkchoice(built.block_hash()), None)
+        .await?;
     Ok(built.execution_data)
 }
 
@@ -93,18 +120,34 @@ async fn slot(
 async fn slots_commit_and_credit_peg_ins(#[case] fork: &str) {
     let (mock, client) = start(MockConfig::default().with_fork_schedule(fork_schedule(fork))).await;
     let mut head = mock.with_chain(|c| c.head());
-    let peg_ins = [AddBalance(PEG_IN_A, ConsensusAmount::from_satoshi(100).unwrap()), AddBalance(PEG_IN_B, ConsensusAmount(7))];
+    let peg_ins = [
+        AddBalance(PEG_IN_A, ConsensusAmount::from_satoshi(100).unwrap()),
+        AddBalance(PEG_IN_B, ConsensusAmount(7)),
+    ];
     for n in 1..=3u64 {
-        let data = slot(&client, head, n * 2, &peg_ins, (n - 1) * 2).await.expect("slot commits");
+        let data = slot(&client, head, n * 2, &peg_ins, (n - 1) * 2)
+            .await
+            .expect("slot commits");
         head = data.payload.block_hash();
     }
     assert_eq!(mock.with_chain(|c| c.head()), head);
     let balance = client.balance(PEG_IN_A, BlockId::latest()).await.unwrap();
-    assert_eq!(balance, U256::from(3u64 * 1000) * U256::from(1_000_000_000u64));
-    let block = client.block(BlockId::Number(BlockNumberOrTag::Latest), false).await.unwrap().unwrap();
+    assert_eq!(
+        balance,
+        U256::from(3u64 * 1000) * U256::from(1_000_000_000u64)
+    );
+    let block = client
+        .block(BlockId::Number(BlockNumberOrTag::Latest), false)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(block.header.number, 3);
     assert_eq!(block.header.hash, head);
-    let block = client.block(BlockId::Hash(head.into()), true).await.unwrap().unwrap();
+    let block = client
+        .block(BlockId::Hash(head.into()), true)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(block.withdrawals.map(|w| w.len()), Some(2));
 }
 
@@ -120,7 +163,9 @@ async fn wire_format_snapshot(#[case] fork: &str) {
     mock.clear_requests();
     let head = mock.with_chain(|c| c.head());
     let peg_ins = [AddBalance(PEG_IN_A, ConsensusAmount(1_000))];
-    slot(&client, head, 2, &peg_ins, 0).await.expect("slot commits");
+    slot(&client, head, 2, &peg_ins, 0)
+        .await
+        .expect("slot commits");
     let wire: Vec<Value> = mock
         .requests()
         .into_iter()
@@ -130,10 +175,26 @@ async fn wire_format_snapshot(#[case] fork: &str) {
 }
 
 #[rstest]
-#[case::geth(ClientProfile::geth(), ClientKind::Geth, IdentitySource::ClientVersionV1)]
-#[case::reth_refuses_our_code(ClientProfile::reth(), ClientKind::Reth, IdentitySource::Web3ClientVersion)]
-#[case::ethereumjs_has_no_v1(ClientProfile::ethereumjs(), ClientKind::EthereumJs, IdentitySource::Web3ClientVersion)]
-#[case::nethermind(ClientProfile::nethermind(), ClientKind::Nethermind, IdentitySource::ClientVersionV1)]
+#[case::geth(
+    ClientProfile::geth(),
+    ClientKind::Geth,
+    IdentitySource::ClientVersionV1
+)]
+#[case::reth_refuses_our_code(
+    ClientProfile::reth(),
+    ClientKind::Reth,
+    IdentitySource::Web3ClientVersion
+)]
+#[case::ethereumjs_has_no_v1(
+    ClientProfile::ethereumjs(),
+    ClientKind::EthereumJs,
+    IdentitySource::Web3ClientVersion
+)]
+#[case::nethermind(
+    ClientProfile::nethermind(),
+    ClientKind::Nethermind,
+    IdentitySource::ClientVersionV1
+)]
 #[tokio::test]
 async fn connect_detects_the_client(
     #[case] profile: ClientProfile,
@@ -144,17 +205,30 @@ async fn connect_detects_the_client(
     assert_eq!(client.identity().kind, kind);
     assert_eq!(client.identity().source, source);
     assert_eq!(client.quirks(), engine_clients::Quirks::for_kind(kind));
-    assert!(client.capabilities().supports(engine_types::EngineMethod::NewPayloadV4));
+    assert!(
+        client
+            .capabilities()
+            .supports(engine_types::EngineMethod::NewPayloadV4)
+    );
 }
 
 #[tokio::test]
 async fn wrong_secret_is_an_auth_error_and_not_retried() {
-    let mock = MockExecutionLayer::start(MockConfig::default()).await.unwrap();
+    let mock = MockExecutionLayer::start(MockConfig::default())
+        .await
+        .unwrap();
     let bad = ClientOptions::new(mock.url(), JwtSecret::random());
     let err = HttpExecutionClient::connect(bad).await.unwrap_err();
-    assert!(matches!(err, EngineError::Auth { status: 401, .. }), "{err:?}");
+    assert!(
+        matches!(err, EngineError::Auth { status: 401, .. }),
+        "{err:?}"
+    );
     assert!(!err.is_retryable());
-    assert_eq!(mock.requests_for("engine_exchangeCapabilities").len(), 1, "auth failures are not retried");
+    assert_eq!(
+        mock.requests_for("engine_exchangeCapabilities").len(),
+        1,
+        "auth failures are not retried"
+    );
 }
 
 #[rstest]
@@ -163,11 +237,15 @@ async fn wrong_secret_is_an_auth_error_and_not_retried() {
 #[case::drift_behind_window(-120, false)]
 #[tokio::test]
 async fn jwt_iat_must_be_within_60_seconds(#[case] skew: i64, #[case] accepted: bool) {
-    let mock = MockExecutionLayer::start(MockConfig::default().with_clock_skew(skew)).await.unwrap();
+    let mock = MockExecutionLayer::start(MockConfig::default().with_clock_skew(skew))
+        .await
+        .unwrap();
     let result = HttpExecutionClient::connect(options(&mock)).await;
     match (result, accepted) {
         (Ok(_), true) => {}
-        (Err(EngineError::Auth { message, .. }), false) => assert!(message.contains("stale"), "{message}"),
+        (Err(EngineError::Auth { message, .. }), false) => {
+            assert!(message.contains("stale"), "{message}")
+        }
         (other, _) => panic!("skew {skew}: unexpected {other:?}"),
     }
 }
@@ -175,12 +253,24 @@ async fn jwt_iat_must_be_within_60_seconds(#[case] skew: i64, #[case] accepted: 
 #[tokio::test]
 async fn wrong_version_for_the_fork_is_unsupported_fork() {
     // The EL runs Cancun from genesis; the engine is misconfigured for Shanghai and sends V2.
-    let mock = MockExecutionLayer::start(MockConfig::default().with_fork_schedule(ForkSchedule::cancun())).await.unwrap();
-    let client = HttpExecutionClient::connect(options(&mock).with_fork_schedule(ForkSchedule::shanghai())).await.unwrap();
+    let mock =
+        MockExecutionLayer::start(MockConfig::default().with_fork_schedule(ForkSchedule::cancun()))
+            .await
+            .unwrap();
+    let client =
+        HttpExecutionClient::connect(options(&mock).with_fork_schedule(ForkSchedule::shanghai()))
+            .await
+            .unwrap();
     let head = mock.with_chain(|c| c.head());
     let attrs = attributes(&ForkSchedule::shanghai(), 2, vec![]);
-    let err = client.forkchoice_updated(forkchoice(head), Some(attrs)).await.unwrap_err();
-    assert!(matches!(err, EngineError::UnsupportedFork { .. }), "{err:?}");
+    let err = client
+        .forkchoice_updated(forkchoice(head), Some(attrs))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::UnsupportedFork { .. }),
+        "{err:?}"
+    );
     assert_eq!(err.rpc_code(), Some(codes::UNSUPPORTED_FORK));
     assert!(err.to_string().contains("fork schedule"), "{err}");
 }
@@ -201,9 +291,19 @@ async fn wrong_version_for_the_fork_is_unsupported_fork() {
 #[tokio::test]
 async fn every_error_code_from_the_wire_maps_to_its_variant(#[case] code: i64, #[case] kind: &str) {
     let (mock, client) = start(MockConfig::default()).await;
-    mock.inject(FaultRule::new(Fault::RpcError { code, message: "injected".into() }).on("engine_forkchoiceUpdated").times(1));
+    mock.inject(
+        FaultRule::new(Fault::RpcError {
+            code,
+            message: "injected".into(),
+        })
+        .on("engine_forkchoiceUpdated")
+        .times(1),
+    );
     let head = mock.with_chain(|c| c.head());
-    let err = client.forkchoice_updated(forkchoice(head), None).await.unwrap_err();
+    let err = client
+        .forkchoice_updated(forkchoice(head), None)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), kind, "{err:?}");
 }
 
@@ -215,41 +315,77 @@ async fn methods_missing_from_capabilities_are_refused_before_any_io() {
     let (mock, client) = start(config).await;
     let head = mock.with_chain(|c| c.head());
     let attrs = attributes(&ForkSchedule::cancun(), 2, vec![]);
-    let id = client.forkchoice_updated(forkchoice(head), Some(attrs)).await.unwrap().payload_id.unwrap();
+    let id = client
+        .forkchoice_updated(forkchoice(head), Some(attrs))
+        .await
+        .unwrap()
+        .payload_id
+        .unwrap();
     let built = client.get_payload(id, 2, Some(B256::ZERO)).await.unwrap();
     let err = client.new_payload(&built.execution_data).await.unwrap_err();
-    assert!(matches!(&err, EngineError::MethodNotSupported { method } if method == "engine_newPayloadV3"), "{err:?}");
+    assert!(
+        matches!(&err, EngineError::MethodNotSupported { method } if method == "engine_newPayloadV3"),
+        "{err:?}"
+    );
     assert!(mock.requests_for("engine_newPayload").is_empty());
 }
 
 #[tokio::test]
 async fn slow_answers_time_out() {
-    let mock = MockExecutionLayer::start(MockConfig::default()).await.unwrap();
-    let timeouts = TimeoutConfig { eth_ms: 100, ..TimeoutConfig::default() };
-    let client = HttpExecutionClient::connect(
-        options(&mock).with_timeouts(timeouts).with_retry(RetryConfig { max_retries: 0, ..RetryConfig::default() }),
-    )
+    let mock = MockExecutionLayer::start(MockConfig::default())
+        .await
+        .unwrap();
+    let timeouts = TimeoutConfig {
+        eth_ms: 100,
+        ..TimeoutConfig::default()
+    };
+    let client = HttpExecutionClient::connect(options(&mock).with_timeouts(timeouts).with_retry(
+        RetryConfig {
+            max_retries: 0,
+            ..RetryConfig::default()
+        },
+    ))
     .await
     .unwrap();
     mock.inject(FaultRule::new(Fault::Latency(Duration::from_millis(600))).on("eth_chainId"));
     let err = client.chain_id().await.unwrap_err();
-    assert!(matches!(err, EngineError::Timeout { after, .. } if after == Duration::from_millis(100)), "{err:?}");
+    assert!(
+        matches!(err, EngineError::Timeout { after, .. } if after == Duration::from_millis(100)),
+        "{err:?}"
+    );
     assert!(err.is_retryable());
 }
 
 #[tokio::test]
 async fn idempotent_reads_are_retried_and_writes_are_not() {
     let (mock, client) = start(MockConfig::default()).await;
-    mock.inject(FaultRule::new(Fault::Http(500)).on("eth_getBlockByNumber").times(2));
-    let block = client.block(BlockId::latest(), false).await.expect("third attempt succeeds");
+    mock.inject(
+        FaultRule::new(Fault::Http(500))
+            .on("eth_getBlockByNumber")
+            .times(2),
+    );
+    let block = client
+        .block(BlockId::latest(), false)
+        .await
+        .expect("third attempt succeeds");
     assert!(block.is_some());
     assert_eq!(mock.requests_for("eth_getBlockByNumber").len(), 3);
 
     let head = mock.with_chain(|c| c.head());
     mock.inject(FaultRule::new(Fault::Http(503)).on("engine_forkchoiceUpdated"));
-    let err = client.forkchoice_updated(forkchoice(head), None).await.unwrap_err();
-    assert!(matches!(&err, EngineError::Transport { message, .. } if message.contains("503")), "{err:?}");
-    assert_eq!(mock.requests_for("engine_forkchoiceUpdated").len(), 1, "writes are never retried");
+    let err = client
+        .forkchoice_updated(forkchoice(head), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, EngineError::Transport { message, .. } if message.contains("503")),
+        "{err:?}"
+    );
+    assert_eq!(
+        mock.requests_for("engine_forkchoiceUpdated").len(),
+        1,
+        "writes are never retried"
+    );
 }
 
 #[rstest]
@@ -262,7 +398,10 @@ async fn broken_answers_are_typed_errors(#[case] fault: Fault, #[case] kind: &st
     let (mock, client) = start(MockConfig::default()).await;
     mock.inject(FaultRule::new(fault).on("engine_forkchoiceUpdated"));
     let head = mock.with_chain(|c| c.head());
-    let err = client.forkchoice_updated(forkchoice(head), None).await.unwrap_err();
+    let err = client
+        .forkchoice_updated(forkchoice(head), None)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), kind, "{err:?}");
 }
 
@@ -271,7 +410,12 @@ async fn tampered_payload_is_invalid_and_not_applied() {
     let (mock, client) = start(MockConfig::default()).await;
     let head = mock.with_chain(|c| c.head());
     let attrs = attributes(&ForkSchedule::shanghai(), 2, vec![]);
-    let id = client.forkchoice_updated(forkchoice(head), Some(attrs)).await.unwrap().payload_id.unwrap();
+    let id = client
+        .forkchoice_updated(forkchoice(head), Some(attrs))
+        .await
+        .unwrap()
+        .payload_id
+        .unwrap();
     let mut built = client.get_payload(id, 2, None).await.unwrap();
     if let ExecutionPayload::V2(p) = &mut built.execution_data.payload {
         p.payload_inner.gas_limit += 1;
@@ -279,8 +423,14 @@ async fn tampered_payload_is_invalid_and_not_applied() {
     let status = client.new_payload(&built.execution_data).await.unwrap();
     let err = require_valid(&status, built.block_hash()).unwrap_err();
     match err {
-        EngineError::InvalidPayload { validation_error, .. } => {
-            assert!(validation_error.unwrap_or_default().contains("blockhash mismatch"));
+        EngineError::InvalidPayload {
+            validation_error, ..
+        } => {
+            assert!(
+                validation_error
+                    .unwrap_or_default()
+                    .contains("blockhash mismatch")
+            );
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -292,14 +442,23 @@ async fn unknown_parent_is_syncing_and_unknown_head_gets_no_payload_id() {
     let (mock, client) = start(MockConfig::default()).await;
     let head = mock.with_chain(|c| c.head());
     let attrs = attributes(&ForkSchedule::shanghai(), 2, vec![]);
-    let id = client.forkchoice_updated(forkchoice(head), Some(attrs.clone())).await.unwrap().payload_id.unwrap();
+    let id = client
+        .forkchoice_updated(forkchoice(head), Some(attrs.clone()))
+        .await
+        .unwrap()
+        .payload_id
+        .unwrap();
     let built = client.get_payload(id, 2, None).await.unwrap();
     // A child of a block the EL has never seen.
     let mut orphan = built.execution_data.clone();
     if let ExecutionPayload::V2(p) = &mut orphan.payload {
         p.payload_inner.parent_hash = B256::repeat_byte(0x77);
         p.payload_inner.block_number = 5;
-        let block = orphan.payload.clone().try_into_block_with_sidecar::<alloy_consensus::TxEnvelope>(&orphan.sidecar).unwrap();
+        let block = orphan
+            .payload
+            .clone()
+            .try_into_block_with_sidecar::<alloy_consensus::TxEnvelope>(&orphan.sidecar)
+            .unwrap();
         if let ExecutionPayload::V2(p) = &mut orphan.payload {
             p.payload_inner.block_hash = block.header.hash_slow();
         }
@@ -307,7 +466,10 @@ async fn unknown_parent_is_syncing_and_unknown_head_gets_no_payload_id() {
     let status = client.new_payload(&orphan).await.unwrap();
     assert_eq!(status.status, PayloadStatusEnum::Syncing);
 
-    let unknown = client.forkchoice_updated(forkchoice(B256::repeat_byte(0x55)), Some(attrs)).await.unwrap();
+    let unknown = client
+        .forkchoice_updated(forkchoice(B256::repeat_byte(0x55)), Some(attrs))
+        .await
+        .unwrap();
     assert_eq!(unknown.payload_status.status, PayloadStatusEnum::Syncing);
     assert!(unknown.payload_id.is_none());
 }
@@ -316,36 +478,82 @@ async fn unknown_parent_is_syncing_and_unknown_head_gets_no_payload_id() {
 async fn inconsistent_forkchoice_and_stale_attributes_are_refused() {
     let (mock, client) = start(MockConfig::default()).await;
     let genesis = mock.with_chain(|c| c.head());
-    let one = slot(&client, genesis, 2, &[], 0).await.unwrap().payload.block_hash();
+    let one = slot(&client, genesis, 2, &[], 0)
+        .await
+        .unwrap()
+        .payload
+        .block_hash();
     // finalized not on head's chain
-    let bad = ForkchoiceState { head_block_hash: genesis, safe_block_hash: B256::ZERO, finalized_block_hash: one };
+    let bad = ForkchoiceState {
+        head_block_hash: genesis,
+        safe_block_hash: B256::ZERO,
+        finalized_block_hash: one,
+    };
     let err = client.forkchoice_updated(bad, None).await.unwrap_err();
-    assert!(matches!(err, EngineError::InvalidForkchoiceState { .. }), "{err:?}");
+    assert!(
+        matches!(err, EngineError::InvalidForkchoiceState { .. }),
+        "{err:?}"
+    );
     // attributes not after head: -38003, but the forkchoice part is applied
-    let state = ForkchoiceState { head_block_hash: one, safe_block_hash: one, finalized_block_hash: genesis };
-    let err = client.forkchoice_updated(state, Some(attributes(&ForkSchedule::shanghai(), 2, vec![]))).await.unwrap_err();
-    assert!(matches!(err, EngineError::InvalidPayloadAttributes { .. }), "{err:?}");
-    assert_eq!(mock.with_chain(|c| (c.safe(), c.finalized())), (one, genesis));
+    let state = ForkchoiceState {
+        head_block_hash: one,
+        safe_block_hash: one,
+        finalized_block_hash: genesis,
+    };
+    let err = client
+        .forkchoice_updated(
+            state,
+            Some(attributes(&ForkSchedule::shanghai(), 2, vec![])),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::InvalidPayloadAttributes { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        mock.with_chain(|c| (c.safe(), c.finalized())),
+        (one, genesis)
+    );
 }
 
 #[tokio::test]
 async fn ethereumjs_quirks_receipts_by_number_and_syncing_object() {
     let config = MockConfig::default()
         .with_profile(ClientProfile::ethereumjs())
-        .with_prefunded(engine_testkit::launcher::DEV_ACCOUNT, U256::from(10u64).pow(U256::from(21)));
+        .with_prefunded(
+            engine_testkit::launcher::DEV_ACCOUNT,
+            U256::from(10u64).pow(U256::from(21)),
+        );
     let (mock, client) = start(config).await;
     assert!(client.quirks().block_receipts_need_number);
     assert_eq!(client.sync_state().await.unwrap(), SyncState::Synced);
     let (raw, tx_hash) = signed_transfer(DEV_KEY, 263_634, 0, PEG_IN_A, U256::from(1u64)).unwrap();
     assert_eq!(client.send_raw_transaction(raw).await.unwrap(), tx_hash);
     let head = mock.with_chain(|c| c.head());
-    let block = slot(&client, head, 2, &[], 0).await.unwrap().payload.block_hash();
-    let receipts = client.block_receipts(BlockId::Hash(block.into())).await.unwrap().expect("receipts by hash");
+    let block = slot(&client, head, 2, &[], 0)
+        .await
+        .unwrap()
+        .payload
+        .block_hash();
+    let receipts = client
+        .block_receipts(BlockId::Hash(block.into()))
+        .await
+        .unwrap()
+        .expect("receipts by hash");
     assert_eq!(receipts.len(), 1);
     assert_eq!(receipts[0].transaction_hash, tx_hash);
-    let receipt = client.transaction_receipt(tx_hash).await.unwrap().expect("receipt");
+    let receipt = client
+        .transaction_receipt(tx_hash)
+        .await
+        .unwrap()
+        .expect("receipt");
     assert_eq!(receipt.block_hash, Some(block));
-    let full = client.block(BlockId::Hash(block.into()), true).await.unwrap().unwrap();
+    let full = client
+        .block(BlockId::Hash(block.into()), true)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(full.transactions.len(), 1);
 }
 
@@ -354,15 +562,21 @@ async fn ethereumjs_quirks_receipts_by_number_and_syncing_object() {
 #[case::reth_waits_for_the_build(ClientProfile::reth(), 1)]
 #[tokio::test]
 async fn immediate_get_payload_per_client(#[case] profile: ClientProfile, #[case] txs: usize) {
-    let config = MockConfig::default()
-        .with_profile(profile)
-        .with_prefunded(engine_testkit::launcher::DEV_ACCOUNT, U256::from(10u64).pow(U256::from(21)));
+    let config = MockConfig::default().with_profile(profile).with_prefunded(
+        engine_testkit::launcher::DEV_ACCOUNT,
+        U256::from(10u64).pow(U256::from(21)),
+    );
     let (mock, client) = start(config).await;
     let (raw, _) = signed_transfer(DEV_KEY, 263_634, 0, PEG_IN_A, U256::from(1u64)).unwrap();
     client.send_raw_transaction(raw).await.unwrap();
     let head = mock.with_chain(|c| c.head());
     let attrs = attributes(&ForkSchedule::shanghai(), 2, vec![]);
-    let id = client.forkchoice_updated(forkchoice(head), Some(attrs)).await.unwrap().payload_id.unwrap();
+    let id = client
+        .forkchoice_updated(forkchoice(head), Some(attrs))
+        .await
+        .unwrap()
+        .payload_id
+        .unwrap();
     let built = client.get_payload(id, 2, None).await.unwrap();
     assert_eq!(built.execution_data.payload.transactions().len(), txs);
 }
@@ -372,11 +586,30 @@ async fn payload_bodies_by_hash_and_range() {
     let (mock, client) = start(MockConfig::default()).await;
     let mut head = mock.with_chain(|c| c.head());
     for n in 1..=3u64 {
-        head = slot(&client, head, n * 2, &[AddBalance(PEG_IN_A, ConsensusAmount(n))], n).await.unwrap().payload.block_hash();
+        head = slot(
+            &client,
+            head,
+            n * 2,
+            &[AddBalance(PEG_IN_A, ConsensusAmount(n))],
+            n,
+        )
+        .await
+        .unwrap()
+        .payload
+        .block_hash();
     }
-    let bodies = client.payload_bodies_by_hash(vec![head, B256::repeat_byte(9)]).await.unwrap();
+    let bodies = client
+        .payload_bodies_by_hash(vec![head, B256::repeat_byte(9)])
+        .await
+        .unwrap();
     assert_eq!(bodies.len(), 2);
-    assert_eq!(bodies[0].as_ref().and_then(|b| b.withdrawals.as_ref()).map(|w| w[0].amount), Some(3));
+    assert_eq!(
+        bodies[0]
+            .as_ref()
+            .and_then(|b| b.withdrawals.as_ref())
+            .map(|w| w[0].amount),
+        Some(3)
+    );
     assert!(bodies[1].is_none());
     let range = client.payload_bodies_by_range(1, 10).await.unwrap();
     assert_eq!(range.len(), 3);
@@ -385,11 +618,19 @@ async fn payload_bodies_by_hash_and_range() {
 #[tokio::test]
 async fn restarted_el_is_reachable_again_with_its_chain() {
     let (mock, client) = start(MockConfig::default()).await;
-    let head = slot(&client, mock.with_chain(|c| c.head()), 2, &[], 0).await.unwrap().payload.block_hash();
+    let head = slot(&client, mock.with_chain(|c| c.head()), 2, &[], 0)
+        .await
+        .unwrap()
+        .payload
+        .block_hash();
     mock.stop().await;
     let err = client.chain_id().await.unwrap_err();
     assert_eq!(err.kind(), "transport", "{err:?}");
     mock.restart().await.unwrap();
-    let block = client.block(BlockId::latest(), false).await.unwrap().unwrap();
+    let block = client
+        .block(BlockId::latest(), false)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(block.header.hash, head);
 }

@@ -11,4 +11,7 @@ pub mod launcher;
 pub mod mock;
 pub mod tx;
 
+pub use launcher::{
+    DEV_ACCOUNT, DEV_PRIVATE_KEY, GenesisOptions, LaunchError, RealClientKind, RealExecutionClient,
+};
 pub use mock::MockExecutionLayer;

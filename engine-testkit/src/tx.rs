@@ -29,7 +29,9 @@ pub fn signed_eip1559(
     input: Bytes,
     gas_limit: u64,
 ) -> Result<(Bytes, B256), TxError> {
-    let signer: PrivateKeySigner = private_key_hex.parse().map_err(|e| TxError::Key(format!("{e}")))?;
+    let signer: PrivateKeySigner = private_key_hex
+        .parse()
+        .map_err(|e| TxError::Key(format!("{e}")))?;
     let tx = TxEip1559 {
         chain_id,
         nonce,
@@ -41,7 +43,9 @@ pub fn signed_eip1559(
         access_list: Default::default(),
         input,
     };
-    let signature = signer.sign_hash_sync(&tx.signature_hash()).map_err(|e| TxError::Sign(e.to_string()))?;
+    let signature = signer
+        .sign_hash_sync(&tx.signature_hash())
+        .map_err(|e| TxError::Sign(e.to_string()))?;
     let envelope: TxEnvelope = tx.into_signed(signature).into();
     Ok((Bytes::from(envelope.encoded_2718()), *envelope.tx_hash()))
 }
@@ -54,5 +58,13 @@ pub fn signed_transfer(
     to: Address,
     value: U256,
 ) -> Result<(Bytes, B256), TxError> {
-    signed_eip1559(private_key_hex, chain_id, nonce, TxKind::Call(to), value, Bytes::new(), 21_000)
+    signed_eip1559(
+        private_key_hex,
+        chain_id,
+        nonce,
+        TxKind::Call(to),
+        value,
+        Bytes::new(),
+        21_000,
+    )
 }

@@ -41,12 +41,18 @@ impl ConsensusAmount {
 
     /// `sat × 10` (1 satoshi = 10 Gwei); an error on overflow.
     pub fn from_satoshi(satoshi: u64) -> Result<Self, EngineError> {
-        satoshi.checked_mul(GWEI_PER_SATOSHI).map(Self).ok_or_else(|| {
-            EngineError::invalid_request(
-                "amount",
-                format!("{satoshi} sat overflows u64 Gwei (max {} sat)", u64::MAX / 10),
-            )
-        })
+        satoshi
+            .checked_mul(GWEI_PER_SATOSHI)
+            .map(Self)
+            .ok_or_else(|| {
+                EngineError::invalid_request(
+                    "amount",
+                    format!(
+                        "{satoshi} sat overflows u64 Gwei (max {} sat)",
+                        u64::MAX / 10
+                    ),
+                )
+            })
     }
 
     /// The amount in wei (cannot overflow `U256`).
@@ -57,7 +63,10 @@ impl ConsensusAmount {
     /// Checked addition; an error instead of a wrap.
     pub fn checked_add(self, other: Self) -> Result<Self, EngineError> {
         self.0.checked_add(other.0).map(Self).ok_or_else(|| {
-            EngineError::invalid_request("amount", format!("{} + {} Gwei overflows", self.0, other.0))
+            EngineError::invalid_request(
+                "amount",
+                format!("{} + {} Gwei overflows", self.0, other.0),
+            )
         })
     }
 }
@@ -96,7 +105,12 @@ impl AddBalance {
     /// chain (the legacy engine always sent 0, which every EL accepts but makes identical
     /// peg-ins indistinguishable).
     pub const fn into_withdrawal(self, index: u64) -> Withdrawal {
-        Withdrawal { index, validator_index: 0, address: self.0, amount: self.1.0 }
+        Withdrawal {
+            index,
+            validator_index: 0,
+            address: self.0,
+            amount: self.1.0,
+        }
     }
 }
 
@@ -128,17 +142,33 @@ mod tests {
 
     #[test]
     fn satoshi_is_ten_gwei_and_wei_is_floored() {
-        assert_eq!(ConsensusAmount::from_satoshi(100_000_000).unwrap(), 1_000_000_000u64);
-        assert_eq!(ConsensusAmount::from_wei(U256::from(999_999_999u64)).unwrap(), 0u64);
-        assert_eq!(ConsensusAmount::from_wei(U256::from(10u64.pow(18))).unwrap(), 10u64.pow(9));
+        assert_eq!(
+            ConsensusAmount::from_satoshi(100_000_000).unwrap(),
+            1_000_000_000u64
+        );
+        assert_eq!(
+            ConsensusAmount::from_wei(U256::from(999_999_999u64)).unwrap(),
+            0u64
+        );
+        assert_eq!(
+            ConsensusAmount::from_wei(U256::from(10u64.pow(18))).unwrap(),
+            10u64.pow(9)
+        );
         assert!(ConsensusAmount::from_wei(U256::MAX).is_err());
-        assert!(ConsensusAmount(u64::MAX).checked_add(ConsensusAmount(1)).is_err());
+        assert!(
+            ConsensusAmount(u64::MAX)
+                .checked_add(ConsensusAmount(1))
+                .is_err()
+        );
     }
 
     #[test]
     fn withdrawals_get_unique_increasing_indices() {
         let a = Address::repeat_byte(1);
-        let peg_ins = vec![AddBalance(a, ConsensusAmount(5)), AddBalance(a, ConsensusAmount(5))];
+        let peg_ins = vec![
+            AddBalance(a, ConsensusAmount(5)),
+            AddBalance(a, ConsensusAmount(5)),
+        ];
         let ws = withdrawals_from_peg_ins(&peg_ins, 7);
         assert_eq!(ws.iter().map(|w| w.index).collect::<Vec<_>>(), vec![7, 8]);
         assert_eq!(ws[0].amount, 5);

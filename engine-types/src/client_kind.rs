@@ -43,7 +43,12 @@ impl ClientKind {
     /// `reth/v1.1.0-…`, `Nethermind/v1.25…`, `besu/v24…`, `erigon/2.60…`,
     /// `EthereumJS/0.10.5/linux/node20`.
     pub fn from_web3_client_version(version: &str) -> Self {
-        let name = version.split('/').next().unwrap_or_default().trim().to_ascii_lowercase();
+        let name = version
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
         match name.as_str() {
             "geth" | "go-ethereum" => Self::Geth,
             "reth" => Self::Reth,
@@ -140,7 +145,10 @@ mod tests {
     #[rstest]
     #[case("Geth/v1.14.11-stable-f3c696fa/linux-amd64/go1.23.2", ClientKind::Geth)]
     #[case("reth/v1.1.0-1a4c3c7/x86_64-unknown-linux-gnu", ClientKind::Reth)]
-    #[case("Nethermind/v1.29.0+3e3d3a8c/linux-x64/dotnet8.0.10", ClientKind::Nethermind)]
+    #[case(
+        "Nethermind/v1.29.0+3e3d3a8c/linux-x64/dotnet8.0.10",
+        ClientKind::Nethermind
+    )]
     #[case("besu/v24.10.0/linux-x86_64/openjdk-java-21", ClientKind::Besu)]
     #[case("erigon/2.60.10/linux-amd64/go1.22.7", ClientKind::Erigon)]
     #[case("EthereumJS/0.10.5/linux/node20.20.2", ClientKind::EthereumJs)]

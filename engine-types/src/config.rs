@@ -145,7 +145,11 @@ pub struct RetryConfig {
 
 impl Default for RetryConfig {
     fn default() -> Self {
-        Self { max_retries: 3, initial_backoff_ms: 50, max_backoff_ms: 1_000 }
+        Self {
+            max_retries: 3,
+            initial_backoff_ms: 50,
+            max_backoff_ms: 1_000,
+        }
     }
 }
 
@@ -162,7 +166,10 @@ impl EngineConfig {
             Some(p) => std::fs::read_to_string(p).map_err(|e| {
                 EngineError::config(
                     "<file>",
-                    format!("cannot read config file {}: {e}; check the --config path", p.display()),
+                    format!(
+                        "cannot read config file {}: {e}; check the --config path",
+                        p.display()
+                    ),
                 )
             })?,
             None => String::new(),
@@ -179,8 +186,10 @@ impl EngineConfig {
     ) -> Result<Self, EngineError> {
         let mut table: toml::Table =
             toml::from_str(toml_text).map_err(|e| toml_error("<toml>", &e))?;
-        let mut overrides: Vec<(String, String)> =
-            vars.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+        let mut overrides: Vec<(String, String)> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
         overrides.sort();
         for (key, value) in overrides {
             apply_env_override(&mut table, &key, &value)?;
@@ -228,14 +237,20 @@ impl EngineConfig {
         if self.slot_duration_ms < 100 || self.slot_duration_ms > 600_000 {
             return Err(EngineError::config(
                 "slot_duration_ms",
-                format!("{}; use 100..=600000 (Alys uses 2000)", self.slot_duration_ms),
+                format!(
+                    "{}; use 100..=600000 (Alys uses 2000)",
+                    self.slot_duration_ms
+                ),
             ));
         }
         let r = &self.retry;
         if r.max_retries > 10 {
             return Err(EngineError::config(
                 "retry.max_retries",
-                format!("{}; more than 10 retries outlive a slot, use 0..=10", r.max_retries),
+                format!(
+                    "{}; more than 10 retries outlive a slot, use 0..=10",
+                    r.max_retries
+                ),
             ));
         }
         if r.initial_backoff_ms == 0 || r.initial_backoff_ms > r.max_backoff_ms {
@@ -250,7 +265,10 @@ impl EngineConfig {
         if self.max_withdrawals_per_block == 0 || self.max_withdrawals_per_block > 1024 {
             return Err(EngineError::config(
                 "max_withdrawals_per_block",
-                format!("{}; use 1..=1024 (default 16)", self.max_withdrawals_per_block),
+                format!(
+                    "{}; use 1..=1024 (default 16)",
+                    self.max_withdrawals_per_block
+                ),
             ));
         }
         Ok(())
@@ -268,7 +286,9 @@ impl EngineConfig {
 }
 
 fn check_url(key: &str, url: &str) -> Result<(), EngineError> {
-    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
     match rest {
         Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(()),
         _ => Err(EngineError::config(
@@ -289,7 +309,10 @@ fn apply_env_override(table: &mut toml::Table, var: &str, value: &str) -> Result
         .map(|s| s.to_ascii_lowercase())
         .collect();
     if path.iter().any(String::is_empty) {
-        return Err(EngineError::config(var, "empty key segment; separate nested keys with `__`"));
+        return Err(EngineError::config(
+            var,
+            "empty key segment; separate nested keys with `__`",
+        ));
     }
     let parsed = parse_env_value(value);
     let mut node = TomlSlot::Table(table);
@@ -318,7 +341,10 @@ fn apply_env_override(table: &mut toml::Table, var: &str, value: &str) -> Result
                 if index > a.len() {
                     return Err(EngineError::config(
                         var,
-                        format!("index {index} skips entries; the list has {} entries", a.len()),
+                        format!(
+                            "index {index} skips entries; the list has {} entries",
+                            a.len()
+                        ),
                     ));
                 }
                 if index == a.len() {
@@ -372,7 +398,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -383,7 +412,10 @@ mod tests {
 
     #[test]
     fn empty_toml_is_the_default() {
-        assert_eq!(EngineConfig::from_toml_str("").unwrap(), EngineConfig::default());
+        assert_eq!(
+            EngineConfig::from_toml_str("").unwrap(),
+            EngineConfig::default()
+        );
     }
 
     #[test]
@@ -401,8 +433,14 @@ mod tests {
             env(&[
                 ("ALYS_ENGINE_TIMEOUTS__NEW_PAYLOAD_MS", "1500"),
                 ("ALYS_ENGINE_ENDPOINTS__0__ETH_URL", "http://10.0.0.1:8545"),
-                ("ALYS_ENGINE_ENDPOINTS__1__ENGINE_URL", "http://10.0.0.2:8551"),
-                ("ALYS_ENGINE_FEE_RECIPIENT", "0x00000000000000000000000000000000000000aa"),
+                (
+                    "ALYS_ENGINE_ENDPOINTS__1__ENGINE_URL",
+                    "http://10.0.0.2:8551",
+                ),
+                (
+                    "ALYS_ENGINE_FEE_RECIPIENT",
+                    "0x00000000000000000000000000000000000000aa",
+                ),
                 ("UNRELATED", "x"),
             ]),
         )
@@ -411,7 +449,10 @@ mod tests {
         assert_eq!(cfg.timeouts.new_payload_ms, 1500);
         assert_eq!(cfg.fork_schedule.cancun_time, Some(100));
         assert_eq!(cfg.endpoints.len(), 2);
-        assert_eq!(cfg.endpoints[0].eth_url.as_deref(), Some("http://10.0.0.1:8545"));
+        assert_eq!(
+            cfg.endpoints[0].eth_url.as_deref(),
+            Some("http://10.0.0.1:8545")
+        );
         assert_eq!(cfg.endpoints[1].engine_url, "http://10.0.0.2:8551");
         assert_eq!(cfg.endpoints[1].jwt_secret_path, PathBuf::from("jwt.hex"));
         assert_eq!(cfg.fee_recipient, Address::with_last_byte(0xaa));
@@ -420,7 +461,9 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let err = EngineConfig::from_toml_str("slot_duration = 5").unwrap_err().to_string();
+        let err = EngineConfig::from_toml_str("slot_duration = 5")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("slot_duration"), "{err}");
         let err = EngineConfig::from_toml_with_env("", env(&[("ALYS_ENGINE_TIMEOUTS__NOPE", "1")]))
             .unwrap_err()
@@ -430,10 +473,14 @@ mod tests {
 
     #[test]
     fn wrong_type_is_named() {
-        let err = EngineConfig::from_toml_with_env("", env(&[("ALYS_ENGINE_SLOT_DURATION_MS", "soon")]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("slot_duration_ms") || err.contains("invalid type"), "{err}");
+        let err =
+            EngineConfig::from_toml_with_env("", env(&[("ALYS_ENGINE_SLOT_DURATION_MS", "soon")]))
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("slot_duration_ms") || err.contains("invalid type"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -441,18 +488,40 @@ mod tests {
         let mut cfg = EngineConfig::default();
         cfg.timeouts.get_payload_ms = 0;
         let err = cfg.validate().unwrap_err().to_string();
-        assert!(err.contains("timeouts.get_payload_ms") && err.contains("1..=120000"), "{err}");
+        assert!(
+            err.contains("timeouts.get_payload_ms") && err.contains("1..=120000"),
+            "{err}"
+        );
 
         let mut cfg = EngineConfig::default();
         cfg.endpoints[0].engine_url = "localhost:8551".into();
         let err = cfg.validate().unwrap_err().to_string();
-        assert!(err.contains("endpoints[0].engine_url") && err.contains("http://"), "{err}");
+        assert!(
+            err.contains("endpoints[0].engine_url") && err.contains("http://"),
+            "{err}"
+        );
 
-        let cfg = EngineConfig { endpoints: vec![], ..EngineConfig::default() };
-        assert!(cfg.validate().unwrap_err().to_string().contains("endpoints"));
+        let cfg = EngineConfig {
+            endpoints: vec![],
+            ..EngineConfig::default()
+        };
+        assert!(
+            cfg.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("endpoints")
+        );
 
-        let cfg = EngineConfig { max_withdrawals_per_block: 0, ..EngineConfig::default() };
-        assert!(cfg.validate().unwrap_err().to_string().contains("max_withdrawals_per_block"));
+        let cfg = EngineConfig {
+            max_withdrawals_per_block: 0,
+            ..EngineConfig::default()
+        };
+        assert!(
+            cfg.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("max_withdrawals_per_block")
+        );
     }
 
     #[test]

@@ -252,18 +252,28 @@ impl EngineError {
             codes::UNSUPPORTED_FORK => Self::UnsupportedFork { method, message },
             codes::TOO_DEEP_REORG => Self::TooDeepReorg { method, message },
             codes::METHOD_NOT_FOUND => Self::MethodNotSupported { method },
-            code => Self::Rpc { method, code, message },
+            code => Self::Rpc {
+                method,
+                code,
+                message,
+            },
         }
     }
 
     /// Shorthand for [`EngineError::InvalidRequest`].
     pub fn invalid_request(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::InvalidRequest { field: field.into(), reason: reason.into() }
+        Self::InvalidRequest {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 
     /// Shorthand for [`EngineError::Config`].
     pub fn config(key: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::Config { key: key.into(), reason: reason.into() }
+        Self::Config {
+            key: key.into(),
+            reason: reason.into(),
+        }
     }
 
     /// The JSON-RPC error code, when the failure was a JSON-RPC error answer.
@@ -369,7 +379,11 @@ mod tests {
 
     #[test]
     fn auth_is_never_retryable_and_critical() {
-        let err = EngineError::Auth { endpoint: "x".into(), status: 401, message: "stale".into() };
+        let err = EngineError::Auth {
+            endpoint: "x".into(),
+            status: 401,
+            message: "stale".into(),
+        };
         assert!(!err.is_retryable());
         assert_eq!(err.severity(), Severity::Critical);
     }

@@ -160,17 +160,29 @@ impl Default for ForkSchedule {
 impl ForkSchedule {
     /// Shanghai from genesis, nothing later: today's Alys chains.
     pub const fn shanghai() -> Self {
-        Self { shanghai_time: 0, cancun_time: None, prague_time: None }
+        Self {
+            shanghai_time: 0,
+            cancun_time: None,
+            prague_time: None,
+        }
     }
 
     /// Shanghai and Cancun from genesis.
     pub const fn cancun() -> Self {
-        Self { shanghai_time: 0, cancun_time: Some(0), prague_time: None }
+        Self {
+            shanghai_time: 0,
+            cancun_time: Some(0),
+            prague_time: None,
+        }
     }
 
     /// Shanghai, Cancun and Prague from genesis.
     pub const fn prague() -> Self {
-        Self { shanghai_time: 0, cancun_time: Some(0), prague_time: Some(0) }
+        Self {
+            shanghai_time: 0,
+            cancun_time: Some(0),
+            prague_time: Some(0),
+        }
     }
 
     /// The fork active at `timestamp`.
@@ -200,17 +212,17 @@ impl ForkSchedule {
 
     /// Checks the forks are in order (shanghai ≤ cancun ≤ prague, prague needs cancun).
     pub fn validate(&self) -> Result<(), crate::EngineError> {
-        if let Some(cancun) = self.cancun_time {
-            if cancun < self.shanghai_time {
-                return Err(crate::EngineError::config(
-                    "fork_schedule.cancun_time",
-                    format!(
-                        "{cancun} is before shanghai_time {}; Cancun must activate at or after \
-                         Shanghai",
-                        self.shanghai_time
-                    ),
-                ));
-            }
+        if let Some(cancun) = self.cancun_time
+            && cancun < self.shanghai_time
+        {
+            return Err(crate::EngineError::config(
+                "fork_schedule.cancun_time",
+                format!(
+                    "{cancun} is before shanghai_time {}; Cancun must activate at or after \
+                     Shanghai",
+                    self.shanghai_time
+                ),
+            ));
         }
         match (self.cancun_time, self.prague_time) {
             (None, Some(_)) => Err(crate::EngineError::config(
@@ -231,16 +243,55 @@ mod tests {
     use super::*;
     use rstest::rstest;
 
-    const SCHEDULE: ForkSchedule =
-        ForkSchedule { shanghai_time: 10, cancun_time: Some(20), prague_time: Some(30) };
+    const SCHEDULE: ForkSchedule = ForkSchedule {
+        shanghai_time: 10,
+        cancun_time: Some(20),
+        prague_time: Some(30),
+    };
 
     #[rstest]
-    #[case(0, Fork::Paris, "engine_forkchoiceUpdatedV1", "engine_getPayloadV1", "engine_newPayloadV1")]
-    #[case(10, Fork::Shanghai, "engine_forkchoiceUpdatedV2", "engine_getPayloadV2", "engine_newPayloadV2")]
-    #[case(19, Fork::Shanghai, "engine_forkchoiceUpdatedV2", "engine_getPayloadV2", "engine_newPayloadV2")]
-    #[case(20, Fork::Cancun, "engine_forkchoiceUpdatedV3", "engine_getPayloadV3", "engine_newPayloadV3")]
-    #[case(30, Fork::Prague, "engine_forkchoiceUpdatedV3", "engine_getPayloadV4", "engine_newPayloadV4")]
-    #[case(u64::MAX, Fork::Prague, "engine_forkchoiceUpdatedV3", "engine_getPayloadV4", "engine_newPayloadV4")]
+    #[case(
+        0,
+        Fork::Paris,
+        "engine_forkchoiceUpdatedV1",
+        "engine_getPayloadV1",
+        "engine_newPayloadV1"
+    )]
+    #[case(
+        10,
+        Fork::Shanghai,
+        "engine_forkchoiceUpdatedV2",
+        "engine_getPayloadV2",
+        "engine_newPayloadV2"
+    )]
+    #[case(
+        19,
+        Fork::Shanghai,
+        "engine_forkchoiceUpdatedV2",
+        "engine_getPayloadV2",
+        "engine_newPayloadV2"
+    )]
+    #[case(
+        20,
+        Fork::Cancun,
+        "engine_forkchoiceUpdatedV3",
+        "engine_getPayloadV3",
+        "engine_newPayloadV3"
+    )]
+    #[case(
+        30,
+        Fork::Prague,
+        "engine_forkchoiceUpdatedV3",
+        "engine_getPayloadV4",
+        "engine_newPayloadV4"
+    )]
+    #[case(
+        u64::MAX,
+        Fork::Prague,
+        "engine_forkchoiceUpdatedV3",
+        "engine_getPayloadV4",
+        "engine_newPayloadV4"
+    )]
     fn timestamp_selects_method_versions(
         #[case] ts: u64,
         #[case] fork: Fork,
@@ -257,11 +308,24 @@ mod tests {
 
     #[test]
     fn out_of_order_schedule_is_refused_naming_the_key() {
-        let bad = ForkSchedule { shanghai_time: 10, cancun_time: Some(5), prague_time: None };
+        let bad = ForkSchedule {
+            shanghai_time: 10,
+            cancun_time: Some(5),
+            prague_time: None,
+        };
         let err = bad.validate().unwrap_err().to_string();
         assert!(err.contains("fork_schedule.cancun_time"), "{err}");
-        let bad = ForkSchedule { shanghai_time: 0, cancun_time: None, prague_time: Some(5) };
-        assert!(bad.validate().unwrap_err().to_string().contains("prague_time"));
+        let bad = ForkSchedule {
+            shanghai_time: 0,
+            cancun_time: None,
+            prague_time: Some(5),
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("prague_time")
+        );
         assert!(SCHEDULE.validate().is_ok());
     }
 

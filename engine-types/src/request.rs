@@ -64,9 +64,16 @@ impl BuildPayloadRequest {
 
     /// Checks everything that can be checked without the chain: a non-zero timestamp, a
     /// non-zero parent, the withdrawal bound, and beacon-root use matching the fork.
-    pub fn validate(&self, max_withdrawals: usize, forks: &ForkSchedule) -> Result<(), EngineError> {
+    pub fn validate(
+        &self,
+        max_withdrawals: usize,
+        forks: &ForkSchedule,
+    ) -> Result<(), EngineError> {
         if self.timestamp == 0 {
-            return Err(EngineError::invalid_request("timestamp", "must be non-zero unix seconds"));
+            return Err(EngineError::invalid_request(
+                "timestamp",
+                "must be non-zero unix seconds",
+            ));
         }
         if self.parent == Some(B256::ZERO) {
             return Err(EngineError::invalid_request(
@@ -97,7 +104,10 @@ impl BuildPayloadRequest {
         if self.parent_beacon_block_root.is_some() && !fork.has_blob_fields() {
             return Err(EngineError::invalid_request(
                 "parent_beacon_block_root",
-                format!("set, but timestamp {} is before Cancun; leave it None", self.timestamp),
+                format!(
+                    "set, but timestamp {} is before Cancun; leave it None",
+                    self.timestamp
+                ),
             ));
         }
         Ok(())
@@ -134,10 +144,16 @@ impl CommitPayloadRequest {
 
 /// Checks a payload before sending it: non-zero block hash, parent differs from the block,
 /// payload version and sidecar consistent with the fork of its timestamp.
-pub fn validate_execution_data(data: &ExecutionData, forks: &ForkSchedule) -> Result<(), EngineError> {
+pub fn validate_execution_data(
+    data: &ExecutionData,
+    forks: &ForkSchedule,
+) -> Result<(), EngineError> {
     let block_hash = data.payload.block_hash();
     if block_hash.is_zero() {
-        return Err(EngineError::invalid_request("payload.block_hash", "zero hash"));
+        return Err(EngineError::invalid_request(
+            "payload.block_hash",
+            "zero hash",
+        ));
     }
     if data.payload.parent_hash() == block_hash {
         return Err(EngineError::invalid_request(
@@ -153,7 +169,11 @@ pub fn validate_execution_data(data: &ExecutionData, forks: &ForkSchedule) -> Re
             format!(
                 "timestamp {} is in {fork:?} but the payload is {}; rebuild it for this fork",
                 data.payload.timestamp(),
-                if has_v3 { "a V3 (Cancun) payload" } else { "a pre-Cancun payload" }
+                if has_v3 {
+                    "a V3 (Cancun) payload"
+                } else {
+                    "a pre-Cancun payload"
+                }
             ),
         ));
     }
@@ -243,8 +263,13 @@ mod tests {
         let err = req.validate(16, &ForkSchedule::shanghai()).unwrap_err();
         assert_eq!(err.kind(), "invalid_request");
         assert!(err.to_string().contains("17 peg-ins exceed"), "{err}");
-        let ok = BuildPayloadRequest::new(100)
-            .with_peg_ins(vec![AddBalance(Address::ZERO, ConsensusAmount(1)); 16]);
+        let ok = BuildPayloadRequest::new(100).with_peg_ins(vec![
+            AddBalance(
+                Address::ZERO,
+                ConsensusAmount(1)
+            );
+            16
+        ]);
         assert!(ok.validate(16, &ForkSchedule::shanghai()).is_ok());
     }
 
@@ -252,9 +277,22 @@ mod tests {
     fn build_refuses_zero_timestamp_zero_parent_and_stale_timestamp() {
         let forks = ForkSchedule::shanghai();
         assert!(BuildPayloadRequest::new(0).validate(16, &forks).is_err());
-        assert!(BuildPayloadRequest::new(5).with_parent(B256::ZERO).validate(16, &forks).is_err());
-        assert!(BuildPayloadRequest::new(5).validate_against_parent(5).is_err());
-        assert!(BuildPayloadRequest::new(6).validate_against_parent(5).is_ok());
+        assert!(
+            BuildPayloadRequest::new(5)
+                .with_parent(B256::ZERO)
+                .validate(16, &forks)
+                .is_err()
+        );
+        assert!(
+            BuildPayloadRequest::new(5)
+                .validate_against_parent(5)
+                .is_err()
+        );
+        assert!(
+            BuildPayloadRequest::new(6)
+                .validate_against_parent(5)
+                .is_ok()
+        );
     }
 
     #[test]
@@ -268,20 +306,38 @@ mod tests {
     fn finalize_and_revert_refuse_zero_hash() {
         assert!(FinalizeRequest { hash: B256::ZERO }.validate().is_err());
         assert!(RevertRequest { hash: B256::ZERO }.validate().is_err());
-        assert!(FinalizeRequest { hash: B256::repeat_byte(1) }.validate().is_ok());
+        assert!(
+            FinalizeRequest {
+                hash: B256::repeat_byte(1)
+            }
+            .validate()
+            .is_ok()
+        );
     }
 
     #[test]
     fn only_valid_status_commits() {
         let hash = B256::repeat_byte(9);
         let parent = B256::repeat_byte(8);
-        assert!(require_valid(&PayloadStatus::new(PayloadStatusEnum::Valid, Some(hash)), hash).is_ok());
+        assert!(
+            require_valid(
+                &PayloadStatus::new(PayloadStatusEnum::Valid, Some(hash)),
+                hash
+            )
+            .is_ok()
+        );
         let invalid = PayloadStatus::new(
-            PayloadStatusEnum::Invalid { validation_error: "bad root".into() },
+            PayloadStatusEnum::Invalid {
+                validation_error: "bad root".into(),
+            },
             Some(parent),
         );
         match require_valid(&invalid, hash).unwrap_err() {
-            EngineError::InvalidPayload { validation_error, latest_valid_hash, .. } => {
+            EngineError::InvalidPayload {
+                validation_error,
+                latest_valid_hash,
+                ..
+            } => {
                 assert_eq!(validation_error.as_deref(), Some("bad root"));
                 assert_eq!(latest_valid_hash, Some(parent));
             }
@@ -290,7 +346,10 @@ mod tests {
         let syncing = PayloadStatus::from_status(PayloadStatusEnum::Syncing);
         assert_eq!(require_valid(&syncing, hash).unwrap_err().kind(), "syncing");
         let accepted = PayloadStatus::from_status(PayloadStatusEnum::Accepted);
-        assert_eq!(require_valid(&accepted, hash).unwrap_err().kind(), "accepted");
+        assert_eq!(
+            require_valid(&accepted, hash).unwrap_err().kind(),
+            "accepted"
+        );
         // VALID naming an ancestor is not a commit of this block.
         let confused = PayloadStatus::new(PayloadStatusEnum::Valid, Some(parent));
         assert!(require_valid(&confused, hash).is_err());

@@ -39,13 +39,20 @@ pub(crate) struct RpcFailure {
 }
 
 fn fail(code: i64, message: impl Into<String>) -> RpcFailure {
-    RpcFailure { code, message: message.into() }
+    RpcFailure {
+        code,
+        message: message.into(),
+    }
 }
 
 fn param<T: DeserializeOwned>(params: &Value, index: usize) -> Result<T, RpcFailure> {
     let value = params.get(index).cloned().unwrap_or(Value::Null);
-    serde_json::from_value(value)
-        .map_err(|e| fail(codes::INVALID_PARAMS, format!("invalid params[{index}]: {e}")))
+    serde_json::from_value(value).map_err(|e| {
+        fail(
+            codes::INVALID_PARAMS,
+            format!("invalid params[{index}]: {e}"),
+        )
+    })
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, RpcFailure> {
@@ -128,7 +135,9 @@ impl MockChain {
             gas_limit: 30_000_000,
             timestamp: config.genesis_timestamp,
             base_fee_per_gas: Some(BASE_FEE),
-            withdrawals_root: fork.has_withdrawals().then(|| calculate_withdrawals_root(&[])),
+            withdrawals_root: fork
+                .has_withdrawals()
+                .then(|| calculate_withdrawals_root(&[])),
             blob_gas_used: fork.has_blob_fields().then_some(0),
             excess_blob_gas: fork.has_blob_fields().then_some(0),
             parent_beacon_block_root: fork.has_blob_fields().then_some(B256::ZERO),
@@ -141,7 +150,11 @@ impl MockChain {
             withdrawals: fork.has_withdrawals().then(|| Withdrawals::new(Vec::new())),
         };
         let hash = header.hash_slow();
-        let genesis = StoredBlock { hash, block: Block { header, body }, balances };
+        let genesis = StoredBlock {
+            hash,
+            block: Block { header, body },
+            balances,
+        };
         Self {
             blocks: HashMap::from([(hash, genesis)]),
             canonical: vec![hash],
@@ -181,7 +194,13 @@ impl MockChain {
             number: b.block.header.number,
             timestamp: b.block.header.timestamp,
             transaction_count: b.block.body.transactions.len(),
-            withdrawals: b.block.body.withdrawals.as_ref().map(|w| w.to_vec()).unwrap_or_default(),
+            withdrawals: b
+                .block
+                .body
+                .withdrawals
+                .as_ref()
+                .map(|w| w.to_vec())
+                .unwrap_or_default(),
         })
     }
 
@@ -192,7 +211,10 @@ impl MockChain {
 
     /// Balance of `address` after the head block.
     pub fn balance(&self, address: Address) -> U256 {
-        self.blocks.get(&self.head).and_then(|b| b.balances.get(&address).copied()).unwrap_or_default()
+        self.blocks
+            .get(&self.head)
+            .and_then(|b| b.balances.get(&address).copied())
+            .unwrap_or_default()
     }
 
     /// Number of blocks known (canonical or not).
@@ -207,7 +229,9 @@ impl MockChain {
 
     /// Whether `ancestor` is `descendant` or one of its ancestors.
     pub fn is_ancestor(&self, ancestor: B256, descendant: B256) -> bool {
-        let Some(a) = self.blocks.get(&ancestor) else { return false };
+        let Some(a) = self.blocks.get(&ancestor) else {
+            return false;
+        };
         self.ancestor_at(descendant, a.block.header.number) == Some(ancestor)
     }
 
@@ -251,18 +275,28 @@ impl MockChain {
     }
 
     fn canonical_block(&self, number: u64) -> Option<&StoredBlock> {
-        self.canonical.get(number as usize).and_then(|h| self.blocks.get(h))
+        self.canonical
+            .get(number as usize)
+            .and_then(|h| self.blocks.get(h))
     }
 
     fn resolve_tag(&self, tag: &Value) -> Result<Option<&StoredBlock>, RpcFailure> {
-        let hash_of = |h: B256| if h.is_zero() { None } else { self.blocks.get(&h) };
+        let hash_of = |h: B256| {
+            if h.is_zero() {
+                None
+            } else {
+                self.blocks.get(&h)
+            }
+        };
         Ok(match tag.as_str() {
             Some("latest" | "pending") | None => self.blocks.get(&self.head),
             Some("safe") => hash_of(self.safe),
             Some("finalized") => hash_of(self.finalized),
             Some("earliest") => self.canonical_block(0),
             Some(s) if s.len() == 66 => {
-                let hash: B256 = s.parse().map_err(|_| fail(codes::INVALID_PARAMS, "bad block hash"))?;
+                let hash: B256 = s
+                    .parse()
+                    .map_err(|_| fail(codes::INVALID_PARAMS, "bad block hash"))?;
                 self.blocks.get(&hash)
             }
             Some(s) => {
@@ -284,50 +318,78 @@ impl MockChain {
         match method {
             "engine_exchangeCapabilities" => Ok(json!(capabilities(config))),
             "engine_getClientVersionV1" => match &config.profile.client_version_v1 {
-                Some((code, name, version, commit)) => {
-                    Ok(json!([{ "code": code, "name": name, "version": version, "commit": commit }]))
+                Some((code, name, version, commit)) => Ok(
+                    json!([{ "code": code, "name": name, "version": version, "commit": commit }]),
+                ),
+                None if config.profile.client_version_v1_error == codes::INVALID_PARAMS => {
+                    Err(fail(
+                        codes::INVALID_PARAMS,
+                        "Invalid params: unknown variant, expected one of BU, EJ, EG, GE, GR, LH, LS, NM, NB, TE, TK, PM, RH",
+                    ))
                 }
-                None if config.profile.client_version_v1_error == codes::INVALID_PARAMS => Err(fail(
-                    codes::INVALID_PARAMS,
-                    "Invalid params: unknown variant, expected one of BU, EJ, EG, GE, GR, LH, LS, NM, NB, TE, TK, PM, RH",
-                )),
                 None => Err(fail(
                     config.profile.client_version_v1_error,
                     "the method engine_getClientVersionV1 does not exist/is not available",
                 )),
             },
             "web3_clientVersion" => Ok(json!(config.profile.web3_client_version)),
-            "engine_forkchoiceUpdatedV1" => self.forkchoice_updated(config, 1, params, forced_status),
-            "engine_forkchoiceUpdatedV2" => self.forkchoice_updated(config, 2, params, forced_status),
-            "engine_forkchoiceUpdatedV3" => self.forkchoice_updated(config, 3, params, forced_status),
+            "engine_forkchoiceUpdatedV1" => {
+                self.forkchoice_updated(config, 1, params, forced_status)
+            }
+            "engine_forkchoiceUpdatedV2" => {
+                self.forkchoice_updated(config, 2, params, forced_status)
+            }
+            "engine_forkchoiceUpdatedV3" => {
+                self.forkchoice_updated(config, 3, params, forced_status)
+            }
             "engine_getPayloadV1" => self.get_payload(config, EngineMethod::GetPayloadV1, params),
             "engine_getPayloadV2" => self.get_payload(config, EngineMethod::GetPayloadV2, params),
             "engine_getPayloadV3" => self.get_payload(config, EngineMethod::GetPayloadV3, params),
             "engine_getPayloadV4" => self.get_payload(config, EngineMethod::GetPayloadV4, params),
-            "engine_newPayloadV1" => self.new_payload(config, EngineMethod::NewPayloadV1, params, forced_status),
-            "engine_newPayloadV2" => self.new_payload(config, EngineMethod::NewPayloadV2, params, forced_status),
-            "engine_newPayloadV3" => self.new_payload(config, EngineMethod::NewPayloadV3, params, forced_status),
-            "engine_newPayloadV4" => self.new_payload(config, EngineMethod::NewPayloadV4, params, forced_status),
+            "engine_newPayloadV1" => {
+                self.new_payload(config, EngineMethod::NewPayloadV1, params, forced_status)
+            }
+            "engine_newPayloadV2" => {
+                self.new_payload(config, EngineMethod::NewPayloadV2, params, forced_status)
+            }
+            "engine_newPayloadV3" => {
+                self.new_payload(config, EngineMethod::NewPayloadV3, params, forced_status)
+            }
+            "engine_newPayloadV4" => {
+                self.new_payload(config, EngineMethod::NewPayloadV4, params, forced_status)
+            }
             "engine_getPayloadBodiesByHashV1" => {
                 let hashes: Vec<B256> = param(params, 0)?;
                 if hashes.len() > MAX_BODIES {
                     return Err(fail(codes::TOO_LARGE_REQUEST, "Too large request"));
                 }
-                Ok(Value::Array(hashes.iter().map(|h| body_json(self.blocks.get(h))).collect()))
+                Ok(Value::Array(
+                    hashes
+                        .iter()
+                        .map(|h| body_json(self.blocks.get(h)))
+                        .collect(),
+                ))
             }
             "engine_getPayloadBodiesByRangeV1" => {
                 let start: alloy_primitives::U64 = param(params, 0)?;
                 let count: alloy_primitives::U64 = param(params, 1)?;
                 let (start, count) = (start.to::<u64>(), count.to::<u64>());
                 if start == 0 || count == 0 {
-                    return Err(fail(codes::INVALID_PARAMS, "start and count must be positive"));
+                    return Err(fail(
+                        codes::INVALID_PARAMS,
+                        "start and count must be positive",
+                    ));
                 }
                 if count as usize > MAX_BODIES {
                     return Err(fail(codes::TOO_LARGE_REQUEST, "Too large request"));
                 }
                 let head_number = self.canonical.len() as u64 - 1;
                 let end = start.saturating_add(count).min(head_number + 1);
-                Ok(Value::Array((start..end).map(|n| body_json(self.canonical_block(n))).collect()))
+                Ok(Value::Array(
+                    (start..end)
+                        .map(|n| body_json(self.canonical_block(n)))
+                        .collect(),
+                ))
             }
             "eth_chainId" => Ok(json!(format!("{:#x}", config.chain_id))),
             "eth_blockNumber" => Ok(json!(format!("{:#x}", self.canonical.len() - 1))),
@@ -347,12 +409,17 @@ impl MockChain {
             "eth_getBlockByHash" => {
                 let hash: B256 = param(params, 0)?;
                 let full: bool = param(params, 1)?;
-                Ok(self.blocks.get(&hash).map_or(Value::Null, |b| block_json(b, full)))
+                Ok(self
+                    .blocks
+                    .get(&hash)
+                    .map_or(Value::Null, |b| block_json(b, full)))
             }
             "eth_getBalance" => {
                 let address: Address = param(params, 0)?;
                 let block = self.resolve_tag(params.get(1).unwrap_or(&Value::Null))?;
-                let balance = block.and_then(|b| b.balances.get(&address).copied()).unwrap_or_default();
+                let balance = block
+                    .and_then(|b| b.balances.get(&address).copied())
+                    .unwrap_or_default();
                 Ok(json!(balance))
             }
             "eth_getLogs" => {
@@ -365,7 +432,10 @@ impl MockChain {
                 for number in 0..self.canonical.len() as u64 {
                     if let Some(b) = self.canonical_block(number) {
                         let receipts = receipts_json(b);
-                        if let Some(r) = receipts.into_iter().find(|r| r["transactionHash"] == json!(hash)) {
+                        if let Some(r) = receipts
+                            .into_iter()
+                            .find(|r| r["transactionHash"] == json!(hash))
+                        {
                             return Ok(r);
                         }
                     }
@@ -374,8 +444,8 @@ impl MockChain {
             }
             "eth_getBlockReceipts" => {
                 let tag = params.get(0).cloned().unwrap_or(Value::Null);
-                let by_hash = tag.as_str().is_some_and(|s| s.len() == 66)
-                    || tag.get("blockHash").is_some();
+                let by_hash =
+                    tag.as_str().is_some_and(|s| s.len() == 66) || tag.get("blockHash").is_some();
                 if by_hash && config.profile.block_receipts_by_hash_null {
                     return Ok(Value::Null);
                 }
@@ -385,8 +455,9 @@ impl MockChain {
             }
             "eth_sendRawTransaction" => {
                 let raw: Bytes = param(params, 0)?;
-                let tx = TxEnvelope::decode_2718_exact(raw.as_ref())
-                    .map_err(|e| fail(codes::INVALID_PARAMS, format!("invalid transaction: {e}")))?;
+                let tx = TxEnvelope::decode_2718_exact(raw.as_ref()).map_err(|e| {
+                    fail(codes::INVALID_PARAMS, format!("invalid transaction: {e}"))
+                })?;
                 tx.recover_signer()
                     .map_err(|e| fail(codes::INVALID_PARAMS, format!("invalid signature: {e}")))?;
                 let hash = *tx.tx_hash();
@@ -395,7 +466,10 @@ impl MockChain {
                 }
                 Ok(json!(hash))
             }
-            other => Err(fail(codes::METHOD_NOT_FOUND, format!("the method {other} does not exist/is not available"))),
+            other => Err(fail(
+                codes::METHOD_NOT_FOUND,
+                format!("the method {other} does not exist/is not available"),
+            )),
         }
     }
 
@@ -414,16 +488,28 @@ impl MockChain {
         if let Some(attrs) = &attributes {
             let fork = config.fork_schedule.fork_at(attrs.timestamp);
             let expected = fork.forkchoice_updated();
-            let called = [EngineMethod::ForkchoiceUpdatedV1, EngineMethod::ForkchoiceUpdatedV2, EngineMethod::ForkchoiceUpdatedV3]
-                [usize::from(version - 1)];
+            let called = [
+                EngineMethod::ForkchoiceUpdatedV1,
+                EngineMethod::ForkchoiceUpdatedV2,
+                EngineMethod::ForkchoiceUpdatedV3,
+            ][usize::from(version - 1)];
             if called != expected {
-                return Err(fail(codes::UNSUPPORTED_FORK, format!("Unsupported fork: {fork:?} attributes need {expected}")));
+                return Err(fail(
+                    codes::UNSUPPORTED_FORK,
+                    format!("Unsupported fork: {fork:?} attributes need {expected}"),
+                ));
             }
             if fork.has_withdrawals() != attrs.withdrawals.is_some() {
-                return Err(fail(codes::INVALID_PARAMS, "withdrawals presence does not match the fork"));
+                return Err(fail(
+                    codes::INVALID_PARAMS,
+                    "withdrawals presence does not match the fork",
+                ));
             }
             if fork.has_blob_fields() != attrs.parent_beacon_block_root.is_some() {
-                return Err(fail(codes::INVALID_PARAMS, "parentBeaconBlockRoot presence does not match the fork"));
+                return Err(fail(
+                    codes::INVALID_PARAMS,
+                    "parentBeaconBlockRoot presence does not match the fork",
+                ));
             }
         }
         if !self.blocks.contains_key(&state.head_block_hash) {
@@ -432,11 +518,16 @@ impl MockChain {
                 "payloadId": null,
             }));
         }
-        for (name, hash) in [("safe", state.safe_block_hash), ("finalized", state.finalized_block_hash)] {
+        for (name, hash) in [
+            ("safe", state.safe_block_hash),
+            ("finalized", state.finalized_block_hash),
+        ] {
             if !hash.is_zero() && !self.is_ancestor(hash, state.head_block_hash) {
                 return Err(fail(
                     codes::INVALID_FORKCHOICE_STATE,
-                    format!("Invalid forkchoice state: {name} block {hash} is not an ancestor of head"),
+                    format!(
+                        "Invalid forkchoice state: {name} block {hash} is not an ancestor of head"
+                    ),
                 ));
             }
         }
@@ -444,7 +535,10 @@ impl MockChain {
             && !state.finalized_block_hash.is_zero()
             && !self.is_ancestor(state.finalized_block_hash, state.safe_block_hash)
         {
-            return Err(fail(codes::INVALID_FORKCHOICE_STATE, "Invalid forkchoice state: finalized is not an ancestor of safe"));
+            return Err(fail(
+                codes::INVALID_FORKCHOICE_STATE,
+                "Invalid forkchoice state: finalized is not an ancestor of safe",
+            ));
         }
         self.set_head(state.head_block_hash);
         self.safe = state.safe_block_hash;
@@ -454,33 +548,60 @@ impl MockChain {
         let Some(attrs) = attributes else {
             return Ok(json!({ "payloadStatus": valid, "payloadId": null }));
         };
-        let head_timestamp = self.blocks.get(&head).map(|b| b.block.header.timestamp).unwrap_or_default();
+        let head_timestamp = self
+            .blocks
+            .get(&head)
+            .map(|b| b.block.header.timestamp)
+            .unwrap_or_default();
         if attrs.timestamp <= head_timestamp {
             // The forkchoice update above stays applied, as the spec requires.
             return Err(fail(
                 codes::INVALID_PAYLOAD_ATTRIBUTES,
-                format!("Invalid payload attributes: timestamp {} is not after head's {head_timestamp}", attrs.timestamp),
+                format!(
+                    "Invalid payload attributes: timestamp {} is not after head's {head_timestamp}",
+                    attrs.timestamp
+                ),
             ));
         }
         let mut preimage = head.to_vec();
         preimage.extend_from_slice(&serde_json::to_vec(&attrs).unwrap_or_default());
         let id = PayloadId::new(B64::from_slice(&keccak256(preimage)[..8]).0);
-        self.builds.entry(id).or_insert(Build { parent: head, attributes: attrs, started: Instant::now(), frozen: None });
+        self.builds.entry(id).or_insert(Build {
+            parent: head,
+            attributes: attrs,
+            started: Instant::now(),
+            frozen: None,
+        });
         Ok(json!({ "payloadStatus": valid, "payloadId": id }))
     }
 
-    fn assemble(&self, config: &MockConfig, parent: B256, attrs: &PayloadAttributes, with_pool: bool) -> Result<StoredBlock, RpcFailure> {
-        let parent_block = self.blocks.get(&parent).ok_or_else(|| fail(codes::UNKNOWN_PAYLOAD, "parent vanished"))?;
+    fn assemble(
+        &self,
+        config: &MockConfig,
+        parent: B256,
+        attrs: &PayloadAttributes,
+        with_pool: bool,
+    ) -> Result<StoredBlock, RpcFailure> {
+        let parent_block = self
+            .blocks
+            .get(&parent)
+            .ok_or_else(|| fail(codes::UNKNOWN_PAYLOAD, "parent vanished"))?;
         let fork = config.fork_schedule.fork_at(attrs.timestamp);
         let withdrawals = attrs.withdrawals.clone().unwrap_or_default();
         let mut balances = parent_block.balances.clone();
         credit(&mut balances, &withdrawals);
         let transactions: Vec<TxEnvelope> = if with_pool {
-            self.pool.iter().filter_map(|(_, raw)| TxEnvelope::decode_2718_exact(raw.as_ref()).ok()).collect()
+            self.pool
+                .iter()
+                .filter_map(|(_, raw)| TxEnvelope::decode_2718_exact(raw.as_ref()).ok())
+                .collect()
         } else {
             Vec::new()
         };
-        let tx_hashes: Vec<u8> = transactions.iter().flat_map(|t| t.tx_hash().to_vec()).collect();
+        let tx_hashes: Vec<u8> = transactions
+            .iter()
+            .flat_map(|t| t.tx_hash().to_vec())
+            .collect();
         let header = Header {
             parent_hash: parent,
             ommers_hash: EMPTY_OMMER_ROOT_HASH,
@@ -497,7 +618,9 @@ impl MockChain {
             mix_hash: attrs.prev_randao,
             nonce: B64::ZERO,
             base_fee_per_gas: Some(BASE_FEE),
-            withdrawals_root: fork.has_withdrawals().then(|| calculate_withdrawals_root(&withdrawals)),
+            withdrawals_root: fork
+                .has_withdrawals()
+                .then(|| calculate_withdrawals_root(&withdrawals)),
             blob_gas_used: fork.has_blob_fields().then_some(0),
             excess_blob_gas: fork.has_blob_fields().then_some(0),
             parent_beacon_block_root: attrs.parent_beacon_block_root,
@@ -507,18 +630,39 @@ impl MockChain {
         let body = BlockBody {
             transactions,
             ommers: Vec::new(),
-            withdrawals: fork.has_withdrawals().then(|| Withdrawals::new(withdrawals)),
+            withdrawals: fork
+                .has_withdrawals()
+                .then(|| Withdrawals::new(withdrawals)),
         };
         let hash = header.hash_slow();
-        Ok(StoredBlock { hash, block: Block { header, body }, balances })
+        Ok(StoredBlock {
+            hash,
+            block: Block { header, body },
+            balances,
+        })
     }
 
-    fn get_payload(&mut self, config: &MockConfig, method: EngineMethod, params: &Value) -> Result<Value, RpcFailure> {
+    fn get_payload(
+        &mut self,
+        config: &MockConfig,
+        method: EngineMethod,
+        params: &Value,
+    ) -> Result<Value, RpcFailure> {
         let id: PayloadId = param(params, 0)?;
-        let build = self.builds.get(&id).cloned().ok_or_else(|| fail(codes::UNKNOWN_PAYLOAD, "Unknown payload"))?;
+        let build = self
+            .builds
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| fail(codes::UNKNOWN_PAYLOAD, "Unknown payload"))?;
         let fork = config.fork_schedule.fork_at(build.attributes.timestamp);
         if fork.get_payload() != method {
-            return Err(fail(codes::UNSUPPORTED_FORK, format!("Unsupported fork: {fork:?} payload needs {}", fork.get_payload())));
+            return Err(fail(
+                codes::UNSUPPORTED_FORK,
+                format!(
+                    "Unsupported fork: {fork:?} payload needs {}",
+                    fork.get_payload()
+                ),
+            ));
         }
         let block = match (&build.frozen, config.profile.get_payload_early_block_within) {
             (Some(frozen), _) => frozen.clone(),
@@ -567,10 +711,16 @@ impl MockChain {
         forced_status: Option<Value>,
     ) -> Result<Value, RpcFailure> {
         let (payload, sidecar) = match method {
-            EngineMethod::NewPayloadV1 => (ExecutionPayload::V1(param::<ExecutionPayloadV1>(params, 0)?), ExecutionPayloadSidecar::none()),
+            EngineMethod::NewPayloadV1 => (
+                ExecutionPayload::V1(param::<ExecutionPayloadV1>(params, 0)?),
+                ExecutionPayloadSidecar::none(),
+            ),
             EngineMethod::NewPayloadV2 => {
                 let input: ExecutionPayloadInputV2 = param(params, 0)?;
-                (ExecutionPayload::from(input), ExecutionPayloadSidecar::none())
+                (
+                    ExecutionPayload::from(input),
+                    ExecutionPayloadSidecar::none(),
+                )
             }
             _ => {
                 let payload: ExecutionPayloadV3 = param(params, 0)?;
@@ -579,7 +729,10 @@ impl MockChain {
                 let cancun = CancunPayloadFields::new(root, hashes);
                 let sidecar = if method == EngineMethod::NewPayloadV4 {
                     let requests: Vec<Bytes> = param(params, 3)?;
-                    ExecutionPayloadSidecar::v4(cancun, PraguePayloadFields::new(Requests::new(requests)))
+                    ExecutionPayloadSidecar::v4(
+                        cancun,
+                        PraguePayloadFields::new(Requests::new(requests)),
+                    )
                 } else {
                     ExecutionPayloadSidecar::v3(cancun)
                 };
@@ -590,53 +743,105 @@ impl MockChain {
         let accepted_here = fork.new_payload() == method
             || (method == EngineMethod::NewPayloadV2 && fork == Fork::Paris);
         if !accepted_here {
-            return Err(fail(codes::UNSUPPORTED_FORK, format!("Unsupported fork: {fork:?} payload needs {}", fork.new_payload())));
+            return Err(fail(
+                codes::UNSUPPORTED_FORK,
+                format!(
+                    "Unsupported fork: {fork:?} payload needs {}",
+                    fork.new_payload()
+                ),
+            ));
         }
         if let Some(status) = forced_status {
             return Ok(status);
         }
         let claimed = payload.block_hash();
-        let status = |s: &str, lvh: Option<B256>, err: Option<String>| {
-            json!({ "status": s, "latestValidHash": lvh, "validationError": err })
-        };
+        let status = |s: &str, lvh: Option<B256>, err: Option<String>| json!({ "status": s, "latestValidHash": lvh, "validationError": err });
         if self.blocks.contains_key(&claimed) {
             return Ok(status("VALID", Some(claimed), None));
         }
         let block = match payload.try_into_block_with_sidecar::<TxEnvelope>(&sidecar) {
             Ok(b) => b,
-            Err(e) => return Ok(status("INVALID", None, Some(format!("malformed payload: {e}")))),
+            Err(e) => {
+                return Ok(status(
+                    "INVALID",
+                    None,
+                    Some(format!("malformed payload: {e}")),
+                ));
+            }
         };
         let actual = block.header.hash_slow();
         if actual != claimed {
-            return Ok(status("INVALID", None, Some(format!("blockhash mismatch: want {claimed}, got {actual}"))));
+            return Ok(status(
+                "INVALID",
+                None,
+                Some(format!("blockhash mismatch: want {claimed}, got {actual}")),
+            ));
         }
         let Some(parent) = self.blocks.get(&block.header.parent_hash) else {
             return Ok(status("SYNCING", None, None));
         };
         if block.header.timestamp <= parent.block.header.timestamp {
-            return Ok(status("INVALID", Some(parent.hash), Some("invalid timestamp: not after parent".into())));
+            return Ok(status(
+                "INVALID",
+                Some(parent.hash),
+                Some("invalid timestamp: not after parent".into()),
+            ));
         }
         if block.header.number != parent.block.header.number + 1 {
-            return Ok(status("INVALID", Some(parent.hash), Some("invalid block number".into())));
+            return Ok(status(
+                "INVALID",
+                Some(parent.hash),
+                Some("invalid block number".into()),
+            ));
         }
         let mut balances = parent.balances.clone();
-        credit(&mut balances, block.body.withdrawals.as_deref().map_or(&[][..], Vec::as_slice));
+        credit(
+            &mut balances,
+            block
+                .body
+                .withdrawals
+                .as_deref()
+                .map_or(&[][..], Vec::as_slice),
+        );
         if state_root(&balances) != block.header.state_root {
-            return Ok(status("INVALID", Some(parent.hash), Some("invalid state root".into())));
+            return Ok(status(
+                "INVALID",
+                Some(parent.hash),
+                Some("invalid state root".into()),
+            ));
         }
         if block.header.gas_used != GAS_PER_TX * block.body.transactions.len() as u64 {
-            return Ok(status("INVALID", Some(parent.hash), Some("invalid gas used".into())));
+            return Ok(status(
+                "INVALID",
+                Some(parent.hash),
+                Some("invalid gas used".into()),
+            ));
         }
-        let included: Vec<B256> = block.body.transactions.iter().map(|t| *t.tx_hash()).collect();
+        let included: Vec<B256> = block
+            .body
+            .transactions
+            .iter()
+            .map(|t| *t.tx_hash())
+            .collect();
         self.pool.retain(|(h, _)| !included.contains(h));
-        self.blocks.insert(actual, StoredBlock { hash: actual, block, balances });
+        self.blocks.insert(
+            actual,
+            StoredBlock {
+                hash: actual,
+                block,
+                balances,
+            },
+        );
         Ok(status("VALID", Some(actual), None))
     }
 }
 
 fn capabilities(config: &MockConfig) -> Vec<String> {
     config.capabilities.clone().unwrap_or_else(|| {
-        EngineMethod::ANNOUNCED.iter().map(|m| m.as_str().to_owned()).collect()
+        EngineMethod::ANNOUNCED
+            .iter()
+            .map(|m| m.as_str().to_owned())
+            .collect()
     })
 }
 
@@ -659,7 +864,9 @@ fn block_json(b: &StoredBlock, full: bool) -> Value {
             if !full {
                 return json!(tx.tx_hash());
             }
-            let Ok(recovered) = tx.clone().try_into_recovered() else { return json!(tx.tx_hash()) };
+            let Ok(recovered) = tx.clone().try_into_recovered() else {
+                return json!(tx.tx_hash());
+            };
             let rpc_tx = alloy_rpc_types_eth::Transaction {
                 inner: recovered,
                 block_hash: Some(b.hash),
@@ -674,7 +881,10 @@ fn block_json(b: &StoredBlock, full: bool) -> Value {
     if let Some(obj) = value.as_object_mut() {
         obj.insert("hash".into(), json!(b.hash));
         obj.insert("totalDifficulty".into(), json!("0x0"));
-        obj.insert("size".into(), json!(format!("{:#x}", alloy_rlp::Encodable::length(&b.block))));
+        obj.insert(
+            "size".into(),
+            json!(format!("{:#x}", alloy_rlp::Encodable::length(&b.block))),
+        );
         obj.insert("uncles".into(), json!([]));
         obj.insert("transactions".into(), Value::Array(transactions));
         if let Some(w) = &b.block.body.withdrawals {

@@ -69,7 +69,12 @@ impl ClientProfile {
         Self {
             kind: ClientKind::Geth,
             web3_client_version: "Geth/v1.14.11-stable-f3c696fa/linux-amd64/go1.23.2".into(),
-            client_version_v1: Some(("GE".into(), "Geth".into(), "1.14.11".into(), "0xf3c696fa".into())),
+            client_version_v1: Some((
+                "GE".into(),
+                "Geth".into(),
+                "1.14.11".into(),
+                "0xf3c696fa".into(),
+            )),
             client_version_v1_error: -32601,
             get_payload_early_block_within: Some(Duration::from_millis(300)),
             block_receipts_by_hash_null: false,
@@ -108,7 +113,12 @@ impl ClientProfile {
         Self {
             kind: ClientKind::Nethermind,
             web3_client_version: "Nethermind/v1.29.0+3e3d3a8c/linux-x64/dotnet8.0.10".into(),
-            client_version_v1: Some(("NM".into(), "Nethermind".into(), "1.29.0".into(), "0x3e3d3a8c".into())),
+            client_version_v1: Some((
+                "NM".into(),
+                "Nethermind".into(),
+                "1.29.0".into(),
+                "0x3e3d3a8c".into(),
+            )),
             client_version_v1_error: -32601,
             get_payload_early_block_within: None,
             block_receipts_by_hash_null: false,
@@ -243,7 +253,11 @@ impl Fault {
 
     /// Shorthand for a forced status without validation error (`SYNCING`, `ACCEPTED`).
     pub fn status(status: &str) -> Self {
-        Self::PayloadStatus { status: status.into(), validation_error: None, latest_valid_hash: None }
+        Self::PayloadStatus {
+            status: status.into(),
+            validation_error: None,
+            latest_valid_hash: None,
+        }
     }
 }
 
@@ -261,7 +275,11 @@ pub struct FaultRule {
 impl FaultRule {
     /// A rule for every method, until cleared.
     pub const fn new(fault: Fault) -> Self {
-        Self { fault, method_prefix: None, remaining: None }
+        Self {
+            fault,
+            method_prefix: None,
+            remaining: None,
+        }
     }
 
     /// Only for methods starting with `prefix`.
@@ -277,7 +295,9 @@ impl FaultRule {
     }
 
     fn matches(&self, method: &str) -> bool {
-        self.method_prefix.as_deref().is_none_or(|p| method.starts_with(p))
+        self.method_prefix
+            .as_deref()
+            .is_none_or(|p| method.starts_with(p))
     }
 }
 
@@ -313,7 +333,9 @@ pub struct MockExecutionLayer {
 
 impl std::fmt::Debug for MockExecutionLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MockExecutionLayer").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("MockExecutionLayer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -349,8 +371,15 @@ impl MockExecutionLayer {
             requests: Mutex::new(Vec::new()),
         });
         let listener = bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr().map_err(|source| MockError::Bind { addr: "127.0.0.1:0".into(), source })?;
-        let mock = Self { shared, addr, server: Mutex::new(None) };
+        let addr = listener.local_addr().map_err(|source| MockError::Bind {
+            addr: "127.0.0.1:0".into(),
+            source,
+        })?;
+        let mock = Self {
+            shared,
+            addr,
+            server: Mutex::new(None),
+        };
         mock.serve(listener);
         Ok(mock)
     }
@@ -361,7 +390,9 @@ impl MockExecutionLayer {
         tasks.spawn(async move {
             let mut connections = JoinSet::new();
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let shared = Arc::clone(&shared);
                 connections.spawn(async move {
                     let service = service_fn(move |req| handle_http(Arc::clone(&shared), req));
@@ -418,7 +449,10 @@ impl MockExecutionLayer {
     pub fn write_jwt_secret(&self, dir: &Path) -> Result<PathBuf, MockError> {
         let path = dir.join("jwt.hex");
         let hex = alloy_primitives::hex::encode(self.shared.config.jwt_secret.as_bytes());
-        std::fs::write(&path, hex).map_err(|source| MockError::Write { path: path.clone(), source })?;
+        std::fs::write(&path, hex).map_err(|source| MockError::Write {
+            path: path.clone(),
+            source,
+        })?;
         Ok(path)
     }
 
@@ -444,7 +478,11 @@ impl MockExecutionLayer {
 
     /// Requests whose method starts with `prefix`.
     pub fn requests_for(&self, prefix: &str) -> Vec<RecordedRequest> {
-        lock(&self.shared.requests).iter().filter(|r| r.method.starts_with(prefix)).cloned().collect()
+        lock(&self.shared.requests)
+            .iter()
+            .filter(|r| r.method.starts_with(prefix))
+            .cloned()
+            .collect()
     }
 
     /// Forget recorded requests.
@@ -472,7 +510,12 @@ impl Drop for MockExecutionLayer {
 }
 
 async fn bind(addr: &str) -> Result<TcpListener, MockError> {
-    TcpListener::bind(addr).await.map_err(|source| MockError::Bind { addr: addr.to_owned(), source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| MockError::Bind {
+            addr: addr.to_owned(),
+            source,
+        })
 }
 
 type HttpResult = Result<Response<Full<Bytes>>, std::io::Error>;
@@ -480,24 +523,34 @@ type HttpResult = Result<Response<Full<Bytes>>, std::io::Error>;
 fn text_response(status: StatusCode, body: &str) -> HttpResult {
     let mut resp = Response::new(Full::new(Bytes::from(body.to_owned())));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain"),
+    );
     Ok(resp)
 }
 
 fn json_response(body: Vec<u8>) -> HttpResult {
     let mut resp = Response::new(Full::new(Bytes::from(body)));
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
     Ok(resp)
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
 }
 
 /// Checks the bearer token like execution clients do; the error is the 401 body.
 fn check_jwt(config: &MockConfig, auth: Option<&str>) -> Result<(), &'static str> {
-    let token = auth.and_then(|v| v.strip_prefix("Bearer ")).ok_or("missing token")?;
+    let token = auth
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or("missing token")?;
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
     validation.set_required_spec_claims(&["iat"]);
     validation.validate_exp = false;
@@ -533,7 +586,12 @@ async fn handle_http(shared: Arc<Shared>, req: Request<Incoming>) -> HttpResult 
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let parsed: Option<Value> = serde_json::from_slice(&body).ok();
     let auth_result = check_jwt(&shared.config, auth.as_deref());
 
@@ -545,11 +603,19 @@ async fn handle_http(shared: Arc<Shared>, req: Request<Incoming>) -> HttpResult 
     {
         let mut log = lock(&shared.requests);
         if calls.is_empty() {
-            log.push(RecordedRequest { method: "<unparsed>".into(), params: Value::Null, authorized: auth_result.is_ok() });
+            log.push(RecordedRequest {
+                method: "<unparsed>".into(),
+                params: Value::Null,
+                authorized: auth_result.is_ok(),
+            });
         }
         for call in &calls {
             log.push(RecordedRequest {
-                method: call.get("method").and_then(Value::as_str).unwrap_or("<none>").to_owned(),
+                method: call
+                    .get("method")
+                    .and_then(Value::as_str)
+                    .unwrap_or("<none>")
+                    .to_owned(),
                 params: call.get("params").cloned().unwrap_or(Value::Null),
                 authorized: auth_result.is_ok(),
             });
@@ -559,12 +625,17 @@ async fn handle_http(shared: Arc<Shared>, req: Request<Incoming>) -> HttpResult 
         return text_response(StatusCode::UNAUTHORIZED, reason);
     }
     let Some(parsed) = parsed else {
-        let body = serde_json::to_vec(&error_object(Value::Null, -32700, "parse error")).unwrap_or_default();
+        let body = serde_json::to_vec(&error_object(Value::Null, -32700, "parse error"))
+            .unwrap_or_default();
         return json_response(body);
     };
 
     // The first call's method decides which fault applies to the whole HTTP request.
-    let first_method = calls.first().and_then(|c| c.get("method")).and_then(Value::as_str).unwrap_or("");
+    let first_method = calls
+        .first()
+        .and_then(|c| c.get("method"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let fault = take_fault(&shared, first_method);
     if let Some(Fault::Latency(d)) = &fault {
         tokio::time::sleep(*d).await;
@@ -574,22 +645,28 @@ async fn handle_http(shared: Arc<Shared>, req: Request<Incoming>) -> HttpResult 
             let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return text_response(status, "injected HTTP failure");
         }
-        Some(Fault::MalformedJson) => return json_response(b"{\"jsonrpc\":\"2.0\",\"id\":".to_vec()),
+        Some(Fault::MalformedJson) => {
+            return json_response(b"{\"jsonrpc\":\"2.0\",\"id\":".to_vec());
+        }
         Some(Fault::DropConnection) => {
-            return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "injected drop"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "injected drop",
+            ));
         }
         _ => {}
     }
 
-    let answers: Vec<Value> = calls.iter().map(|call| answer(&shared, call, fault.as_ref())).collect();
+    let answers: Vec<Value> = calls
+        .iter()
+        .map(|call| answer(&shared, call, fault.as_ref()))
+        .collect();
     let mut out = match parsed {
         Value::Array(_) => Value::Array(answers),
         _ => answers.into_iter().next().unwrap_or(Value::Null),
     };
-    if let Some(Fault::WrongId) = fault {
-        if let Some(obj) = out.as_object_mut() {
-            obj.insert("id".into(), json!(987_654_321));
-        }
+    if let (Some(Fault::WrongId), Some(obj)) = (&fault, out.as_object_mut()) {
+        obj.insert("id".into(), json!(987_654_321));
     }
     let mut body = serde_json::to_vec(&out).unwrap_or_default();
     if let Some(Fault::TruncatedBody) = fault {
@@ -621,12 +698,19 @@ fn answer(shared: &Shared, call: &Value, fault: Option<&Fault>) -> Value {
     let Some(method) = call.get("method").and_then(Value::as_str) else {
         return error_object(id, -32600, "invalid request: no method");
     };
-    let params = call.get("params").cloned().unwrap_or(Value::Array(Vec::new()));
+    let params = call
+        .get("params")
+        .cloned()
+        .unwrap_or(Value::Array(Vec::new()));
     if let Some(Fault::RpcError { code, message }) = fault {
         return error_object(id, *code, message);
     }
     let forced_status = match fault {
-        Some(Fault::PayloadStatus { status, validation_error, latest_valid_hash }) => Some(json!({
+        Some(Fault::PayloadStatus {
+            status,
+            validation_error,
+            latest_valid_hash,
+        }) => Some(json!({
             "status": status,
             "latestValidHash": latest_valid_hash,
             "validationError": validation_error,

@@ -1,0 +1,93 @@
+//! The `engine-devnet` binary end to end.
+
+// Helpers of a test binary: panicking is how they fail the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+fn devnet(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_engine-devnet"))
+        .args(args)
+        .output()
+        .expect("devnet runs")
+}
+
+#[test]
+fn five_slots_on_the_mock_commit_five_blocks() {
+    let out = devnet(&[
+        "--slots",
+        "5",
+        "--slot-ms",
+        "100",
+        "--peg-in-every",
+        "2",
+        "--finalize-every",
+        "4",
+        "--json",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json_start = stdout.find('{').expect("json summary");
+    let summary: serde_json::Value =
+        serde_json::from_str(&stdout[json_start..]).expect("valid json");
+    assert_eq!(summary["committed"], 5);
+    assert_eq!(summary["failed"], 0);
+    assert_eq!(summary["head_number"], 5);
+    assert_eq!(summary["peg_ins"], 2);
+    assert_ne!(
+        summary["finalized_hash"],
+        serde_json::json!(format!("0x{}", "0".repeat(64)))
+    );
+}
+
+#[test]
+fn missing_jwt_file_is_one_clear_line_and_exit_1() {
+    let out = devnet(&[
+        "--engine-url",
+        "http://127.0.0.1:9",
+        "--jwt-secret",
+        "/nonexistent/jwt.hex",
+        "--slots",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/jwt.hex") && stderr.contains("cannot read"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unreachable_engine_is_one_clear_line_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("jwt.hex");
+    std::fs::write(&secret, "11".repeat(32)).unwrap();
+    let out = devnet(&[
+        "--engine-url",
+        "http://127.0.0.1:9",
+        "--jwt-secret",
+        secret.to_str().unwrap(),
+        "--slots",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("cannot connect to the execution client at http://127.0.0.1:9"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn help_snapshot() {
+    let out = devnet(&["--help"]);
+    assert!(out.status.success());
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout));
+}

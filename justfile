@@ -1,0 +1,44 @@
+# alys-engine tasks. `just` lists them.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# In CI snapshots are checked, never written.
+export INSTA_UPDATE := if env_var_or_default("CI", "") == "true" { "no" } else { "auto" }
+
+el_dir := "engine-testkit/el"
+
+_default:
+    @just --list
+
+# Run the devnet: the Alys slot loop on the embedded mock execution client (`just run -- --help`).
+run *ARGS: _el-if-needed
+    cargo run --release -q -p engine-testkit --bin engine-devnet -- {{ARGS}}
+
+# Install the real execution client used by the tests (EthereumJS, pinned in engine-testkit/el).
+setup:
+    npm ci --prefix {{el_dir}} --no-audit --no-fund --loglevel=error
+
+_el-if-needed:
+    @test -f {{el_dir}}/node_modules/@ethereumjs/client/package.json || just setup
+
+# Every test: unit, integration against the mock EL, snapshots, end-to-end on real EthereumJS, doctests.
+test: _el-if-needed
+    cargo nextest run --workspace --all-targets
+    cargo test --workspace --doc -q
+
+# Only the tests against real execution clients (EthereumJS; Reth/Geth when RETH_BIN/GETH_BIN or PATH has them).
+e2e: _el-if-needed
+    cargo nextest run --workspace -E 'binary(real_el) | binary(real_el_launcher)'
+
+# Formatting and clippy with warnings as errors.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Criterion benchmarks.
+bench:
+    cargo bench -p engine-benches
+
+# API docs for every crate.
+docs:
+    cargo doc --workspace --no-deps
