@@ -1,7 +1,47 @@
-//! The supervised ractor actor tree that drives the execution client for the Alys node:
-//! `EngineSupervisor`, `EngineActor`, `ClientSession`, `HealthPoller`, `CacheJanitor`, the
-//! `EngineHandle` callers use, and the legacy `Engine` facade.
+//! The supervised ractor actor tree that drives the execution client for the Alys node.
 //!
-//! Nothing is exported yet: the tree is built in issue #3 on top of
-//! [`engine_clients::ExecutionClient`]. Until then the node (and `engine-devnet`) can use
-//! `engine-clients` directly.
+//! | module | what |
+//! |---|---|
+//! | [`supervisor`] | [`EngineSystem`] (start, handle, shutdown) and [`EngineSupervisor`]: one-for-one restarts with backoff, escalation |
+//! | [`engine`] | [`EngineActor`]: owns forkchoice and caches, serialises writes, never blocks on IO |
+//! | [`session`] | [`ClientSession`]: one per endpoint; client, capabilities, circuit breaker |
+//! | [`poller`] | [`HealthPoller`] and [`CacheJanitor`] |
+//! | [`handle`] | [`EngineHandle`] (typed async API) and [`Engine`], the legacy facade |
+//! | [`messages`] | the message protocol |
+//! | [`cache`], [`breaker`], [`persistence`], [`pegout`] | TTL caches, circuit breaker, forkchoice on disk, peg-out events |
+//!
+//! ```no_run
+//! use engine_actor::EngineSystem;
+//! use engine_types::{BuildPayloadRequest, EngineConfig};
+//! # async fn demo() -> Result<(), engine_types::EngineError> {
+//! let system = EngineSystem::start(EngineConfig::load(Some("engine.toml".as_ref()))?).await?;
+//! let engine = system.handle();
+//! let head = engine.forkchoice().await?;
+//! let built = engine.build_payload(BuildPayloadRequest::new(head.head_timestamp + 2)).await?;
+//! let hash = engine.commit_payload(built.execution_data).await?;
+//! engine.finalize(hash).await?;
+//! system.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod breaker;
+pub mod cache;
+pub mod engine;
+pub mod handle;
+pub mod messages;
+pub mod pegout;
+pub mod persistence;
+pub mod poller;
+pub mod session;
+pub mod supervisor;
+
+pub use breaker::{CircuitBreaker, CircuitState};
+pub use cache::{CacheStats, TtlCache};
+pub use engine::EngineActor;
+pub use handle::{Engine, EngineHandle, LegacyApi};
+pub use messages::{BlockRef, EngineEvent, EngineMsg, EngineRef, EngineStatus};
+pub use pegout::{DEFAULT_BRIDGE_ADDRESS, PegOutRequested, RequestPegOut, peg_outs_in_receipts};
+pub use persistence::ForkchoiceSnapshot;
+pub use poller::{CacheJanitor, HealthPoller};
+pub use session::{ClientSession, SessionStatus};
+pub use supervisor::{ChildKind, EngineSupervisor, EngineSystem};

@@ -37,6 +37,94 @@ pub struct EngineConfig {
     pub fee_recipient: Address,
     /// Where forkchoice state is persisted; `None` keeps it in memory only. Default `None`.
     pub state_path: Option<PathBuf>,
+    /// The Alys bridge contract whose `RequestPegOut` logs become peg-out events.
+    /// Default `0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB`.
+    pub bridge_address: Address,
+    /// Engine caches.
+    pub cache: CacheConfig,
+    /// Session health polling and circuit breaking.
+    pub health: HealthConfig,
+    /// Restart policy of the actor tree.
+    pub supervision: SupervisionConfig,
+}
+
+/// Sizes and lifetimes of the EngineActor's caches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Built payloads kept (by payload id and block hash). Default 64.
+    pub payload_capacity: usize,
+    /// Blocks kept by hash. Default 1024.
+    pub block_capacity: usize,
+    /// Blocks' receipt lists kept. Default 256.
+    pub receipt_capacity: usize,
+    /// Lifetime of an entry (ms); finalized blocks never expire. Default 120000.
+    pub ttl_ms: u64,
+    /// How often the CacheJanitor sweeps expired entries (ms). Default 10000.
+    pub sweep_interval_ms: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            payload_capacity: 64,
+            block_capacity: 1024,
+            receipt_capacity: 256,
+            ttl_ms: 120_000,
+            sweep_interval_ms: 10_000,
+        }
+    }
+}
+
+/// Health polling of sessions and their circuit breakers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// How often the HealthPoller asks each session for `eth_syncing` and capabilities (ms).
+    /// Default 2000.
+    pub poll_interval_ms: u64,
+    /// Consecutive connectivity failures that open a session's breaker. Default 3.
+    pub failure_threshold: u32,
+    /// How long an open breaker refuses calls before one probe (ms). Default 5000.
+    pub open_ms: u64,
+    /// How long start-up waits for the engine to synchronise with the EL (ms). Default 15000.
+    pub startup_timeout_ms: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 2_000,
+            failure_threshold: 3,
+            open_ms: 5_000,
+            startup_timeout_ms: 15_000,
+        }
+    }
+}
+
+/// One-for-one restarts with exponential backoff; too many in a window escalates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisionConfig {
+    /// Restarts allowed within `window_ms` before the supervisor gives up. Default 5.
+    pub max_restarts: u32,
+    /// The window (ms). Default 60000.
+    pub window_ms: u64,
+    /// First restart delay (ms), doubled per recent restart. Default 100.
+    pub backoff_initial_ms: u64,
+    /// Largest restart delay (ms). Default 5000.
+    pub backoff_max_ms: u64,
+}
+
+impl Default for SupervisionConfig {
+    fn default() -> Self {
+        Self {
+            max_restarts: 5,
+            window_ms: 60_000,
+            backoff_initial_ms: 100,
+            backoff_max_ms: 5_000,
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -50,6 +138,10 @@ impl Default for EngineConfig {
             max_withdrawals_per_block: 16,
             fee_recipient: DEFAULT_FEE_RECIPIENT,
             state_path: None,
+            bridge_address: alloy_primitives::address!("bBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"),
+            cache: CacheConfig::default(),
+            health: HealthConfig::default(),
+            supervision: SupervisionConfig::default(),
         }
     }
 }
@@ -260,6 +352,51 @@ impl EngineConfig {
                     "{}; must be > 0 and <= retry.max_backoff_ms ({})",
                     r.initial_backoff_ms, r.max_backoff_ms
                 ),
+            ));
+        }
+        let c = &self.cache;
+        for (key, n) in [
+            ("cache.payload_capacity", c.payload_capacity),
+            ("cache.block_capacity", c.block_capacity),
+            ("cache.receipt_capacity", c.receipt_capacity),
+        ] {
+            if n == 0 || n > 1_000_000 {
+                return Err(EngineError::config(key, format!("{n}; use 1..=1000000")));
+            }
+        }
+        for (key, ms) in [
+            ("cache.ttl_ms", c.ttl_ms),
+            ("cache.sweep_interval_ms", c.sweep_interval_ms),
+            ("health.poll_interval_ms", self.health.poll_interval_ms),
+            ("health.open_ms", self.health.open_ms),
+            ("health.startup_timeout_ms", self.health.startup_timeout_ms),
+            ("supervision.window_ms", self.supervision.window_ms),
+            (
+                "supervision.backoff_initial_ms",
+                self.supervision.backoff_initial_ms,
+            ),
+            (
+                "supervision.backoff_max_ms",
+                self.supervision.backoff_max_ms,
+            ),
+        ] {
+            if ms == 0 || ms > 86_400_000 {
+                return Err(EngineError::config(
+                    key,
+                    format!("{ms} ms; use 1..=86400000"),
+                ));
+            }
+        }
+        if self.health.failure_threshold == 0 {
+            return Err(EngineError::config(
+                "health.failure_threshold",
+                "0; use at least 1",
+            ));
+        }
+        if self.supervision.max_restarts == 0 {
+            return Err(EngineError::config(
+                "supervision.max_restarts",
+                "0; use at least 1",
             ));
         }
         if self.max_withdrawals_per_block == 0 || self.max_withdrawals_per_block > 1024 {

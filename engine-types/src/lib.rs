@@ -18,7 +18,10 @@ pub mod request;
 
 pub use amount::{AddBalance, ConsensusAmount, PegIn, withdrawals_from_peg_ins};
 pub use client_kind::{ClientIdentity, ClientKind, IdentitySource};
-pub use config::{EndpointConfig, EngineConfig, RetryConfig, TimeoutConfig};
+pub use config::{
+    CacheConfig, EndpointConfig, EngineConfig, HealthConfig, RetryConfig, SupervisionConfig,
+    TimeoutConfig,
+};
 pub use error::{EngineError, Severity, codes};
 pub use fork::{EngineMethod, Fork, ForkSchedule};
 pub use request::{

@@ -1,0 +1,1120 @@
+//! `EngineActor`: owns all engine state (forkchoice, caches, queue of writes) and serialises
+//! writes. IO never runs in its mailbox: a write's calls run in a spawned task whose outcome
+//! comes back as [`EngineMsg::WriteDone`]; reads are answered from the caches or handed to a
+//! session task that replies to the caller directly.
+
+use std::{collections::VecDeque, sync::Arc, time::Duration};
+
+use alloy_consensus::{Sealed, TxEnvelope, transaction::SignerRecoverable};
+use alloy_eips::{BlockId, BlockNumberOrTag};
+use alloy_primitives::B256;
+use alloy_rpc_types_engine::{
+    ExecutionData, ForkchoiceState, ForkchoiceUpdated, PayloadAttributes, PayloadId,
+    PayloadStatusEnum,
+};
+use alloy_rpc_types_eth::{
+    Block, BlockTransactions, Header, Transaction, TransactionInfo, TransactionReceipt,
+};
+use engine_clients::{BuiltPayload, ExecutionClient};
+use engine_types::{
+    BuildPayloadRequest, EngineConfig, EngineError, FinalizeRequest, RevertRequest, require_valid,
+    validate_execution_data, withdrawals_from_peg_ins,
+};
+use futures_util::future::join_all;
+use ractor::{Actor, ActorProcessingErr};
+use tokio::sync::{broadcast, watch};
+use tracing::{Instrument, debug, error, info, warn};
+
+use crate::{
+    cache::TtlCache,
+    messages::{
+        BlockRef, CachesStatus, EngineEvent, EngineMsg, EngineRef, EngineStatus, ReadRequest,
+        RequestContext, WriteRequest,
+    },
+    pegout::peg_outs_in_receipts,
+    persistence::{self, ForkchoiceSnapshot},
+    session::{SessionRef, SessionStatus, run_on},
+};
+
+/// How long initialisation waits for a connected session before trying again later.
+const SESSION_WAIT: Duration = Duration::from_secs(5);
+/// Delay between initialisation attempts while the EL is unreachable.
+const INIT_RETRY: Duration = Duration::from_millis(500);
+
+/// Construction arguments of the EngineActor.
+pub struct EngineArgs {
+    /// Configuration (fork schedule, bounds, state path, caches, bridge).
+    pub config: Arc<EngineConfig>,
+    /// Status of every session, in endpoint order (0 is the primary).
+    pub sessions: Vec<watch::Receiver<SessionStatus>>,
+    /// Where events (peg-outs) are published.
+    pub events: broadcast::Sender<EngineEvent>,
+}
+
+/// A state change computed by a write task, applied by the actor before it replies.
+#[derive(Default)]
+pub struct Changes {
+    snapshot: Option<ForkchoiceSnapshot>,
+    built: Option<BuiltPayload>,
+    committed_block: Option<Arc<Block>>,
+    pin: Option<B256>,
+    fetch_receipts: Option<(B256, u64)>,
+    initialized: bool,
+}
+
+/// What a write task sends back: the changes and how to answer the caller.
+pub struct WriteOutcome {
+    changes: Changes,
+    reply: Box<dyn FnOnce() + Send>,
+}
+
+/// Everything a write task needs, copied out of the actor.
+struct WriteEnv {
+    config: Arc<EngineConfig>,
+    snapshot: ForkchoiceSnapshot,
+    primary: SessionRef,
+    all: Vec<SessionRef>,
+}
+
+/// State of the EngineActor.
+pub struct EngineState {
+    config: Arc<EngineConfig>,
+    sessions: Vec<watch::Receiver<SessionStatus>>,
+    events: broadcast::Sender<EngineEvent>,
+    snapshot: ForkchoiceSnapshot,
+    initialized: bool,
+    initializing: bool,
+    init_error: Option<String>,
+    writing: bool,
+    queue: VecDeque<(RequestContext, WriteRequest)>,
+    payloads: TtlCache<PayloadId, BuiltPayload>,
+    payload_ids: TtlCache<B256, PayloadId>,
+    blocks: TtlCache<B256, (Arc<Block>, bool)>,
+    receipts: TtlCache<B256, Arc<Vec<TransactionReceipt>>>,
+    tx_blocks: TtlCache<B256, B256>,
+}
+
+/// The engine actor.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EngineActor;
+
+impl EngineState {
+    fn statuses(&self) -> Vec<SessionStatus> {
+        self.sessions.iter().map(|s| s.borrow().clone()).collect()
+    }
+
+    fn healthy(&self) -> Vec<SessionRef> {
+        self.sessions
+            .iter()
+            .filter_map(|s| {
+                let s = s.borrow();
+                s.is_healthy().then(|| s.actor.clone()).flatten()
+            })
+            .collect()
+    }
+
+    fn no_session_error(&self) -> EngineError {
+        let detail: Vec<String> = self
+            .statuses()
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} (connected: {}, circuit: {:?}{})",
+                    s.endpoint,
+                    s.connected,
+                    s.circuit,
+                    s.last_error
+                        .as_deref()
+                        .map(|e| format!(", last error: {e}"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        EngineError::Unavailable {
+            reason: format!("no healthy execution client session: {}", detail.join("; ")),
+        }
+    }
+
+    /// The session builds go to: the first healthy one in endpoint order (failover).
+    fn primary(&self) -> Result<SessionRef, EngineError> {
+        self.healthy()
+            .into_iter()
+            .next()
+            .ok_or_else(|| self.no_session_error())
+    }
+
+    fn write_env(&self) -> Result<WriteEnv, EngineError> {
+        let all = self.healthy();
+        let primary = all
+            .first()
+            .cloned()
+            .ok_or_else(|| self.no_session_error())?;
+        Ok(WriteEnv {
+            config: Arc::clone(&self.config),
+            snapshot: self.snapshot,
+            primary,
+            all,
+        })
+    }
+
+    fn caches_status(&self) -> CachesStatus {
+        CachesStatus {
+            payloads: self.payloads.stats(),
+            blocks: self.blocks.stats(),
+            receipts: self.receipts.stats(),
+        }
+    }
+
+    fn cache_block(&mut self, block: Arc<Block>, full: bool) {
+        let hash = block.header.hash;
+        // Do not replace a full-transaction entry with a hashes-only one.
+        if !full && self.blocks.peek(&hash).is_some_and(|(_, f)| *f) {
+            return;
+        }
+        let finalized = self.snapshot.finalized_number;
+        if !self.snapshot.finalized.is_zero() && block.header.number <= finalized {
+            self.blocks.insert_pinned(hash, (block, full));
+        } else {
+            self.blocks.insert(hash, (block, full));
+        }
+    }
+
+    fn cache_receipts(&mut self, block_hash: B256, receipts: Arc<Vec<TransactionReceipt>>) {
+        for r in receipts.iter() {
+            self.tx_blocks.insert(r.transaction_hash, block_hash);
+        }
+        self.receipts.insert(block_hash, receipts);
+    }
+
+    fn resolve(&self, block: BlockRef) -> Option<B256> {
+        let non_zero = |h: B256| (!h.is_zero()).then_some(h);
+        match block {
+            BlockRef::Hash(h) => Some(h),
+            BlockRef::Latest => non_zero(self.snapshot.head),
+            BlockRef::Safe => non_zero(self.snapshot.safe),
+            BlockRef::Finalized => non_zero(self.snapshot.finalized),
+            BlockRef::Number(n) if n == self.snapshot.head_number => non_zero(self.snapshot.head),
+            BlockRef::Number(n) if n == self.snapshot.finalized_number => {
+                non_zero(self.snapshot.finalized)
+            }
+            BlockRef::Number(_) | BlockRef::Pending => None,
+        }
+    }
+}
+
+/// Render a cached block as asked: full transactions or hashes.
+fn block_view(block: &Block, full: bool) -> Block {
+    let mut out = block.clone();
+    if !full {
+        out.transactions = std::mem::take(&mut out.transactions).into_hashes();
+    }
+    out
+}
+
+/// The rpc block of a committed payload, with full (signer-recovered) transactions, so the
+/// node's "block with transactions right after commit" is a cache hit.
+pub fn block_from_payload(data: &ExecutionData) -> Option<Block> {
+    let hash = data.payload.block_hash();
+    let block = data
+        .payload
+        .clone()
+        .try_into_block_with_sidecar::<TxEnvelope>(&data.sidecar)
+        .ok()?;
+    let number = block.header.number;
+    let base_fee = block.header.base_fee_per_gas;
+    let transactions = block
+        .body
+        .transactions
+        .into_iter()
+        .enumerate()
+        .map(|(index, tx)| {
+            let tx_hash = *tx.tx_hash();
+            let recovered = tx.try_into_recovered().ok()?;
+            Some(Transaction::from_transaction(
+                recovered,
+                TransactionInfo {
+                    hash: Some(tx_hash),
+                    index: Some(index as u64),
+                    block_hash: Some(hash),
+                    block_number: Some(number),
+                    base_fee,
+                },
+            ))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Block {
+        header: Header::from_consensus(Sealed::new_unchecked(block.header, hash), None, None),
+        uncles: Vec::new(),
+        transactions: BlockTransactions::Full(transactions),
+        withdrawals: block.body.withdrawals,
+    })
+}
+
+fn finish<T: Send + 'static>(
+    result: Result<(T, Changes), EngineError>,
+    reply: crate::messages::Reply<T>,
+) -> WriteOutcome {
+    match result {
+        Ok((value, changes)) => WriteOutcome {
+            changes,
+            reply: Box::new(move || {
+                let _ = reply.send(Ok(value));
+            }),
+        },
+        Err(e) => WriteOutcome {
+            changes: Changes::default(),
+            reply: Box::new(move || {
+                let _ = reply.send(Err(e));
+            }),
+        },
+    }
+}
+
+/// A block header's (number, timestamp), from the EL.
+async fn block_header(
+    session: &SessionRef,
+    hash: B256,
+    what: &str,
+) -> Result<(u64, u64), EngineError> {
+    let block = run_on(session, move |c| async move {
+        c.block(BlockId::Hash(hash.into()), false).await
+    })
+    .await?;
+    block
+        .map(|b| (b.header.number, b.header.timestamp))
+        .ok_or_else(|| EngineError::NotFound {
+            what: format!("{what} {hash} (unknown to the execution client)"),
+        })
+}
+
+/// Checks `hash` (at `number`) is on the chain of the EL's current head.
+async fn require_canonical(
+    session: &SessionRef,
+    hash: B256,
+    number: u64,
+    what: &str,
+) -> Result<(), EngineError> {
+    let canonical = run_on(session, move |c| async move {
+        c.block(BlockId::Number(BlockNumberOrTag::Number(number)), false)
+            .await
+    })
+    .await?
+    .map(|b| b.header.hash);
+    if canonical != Some(hash) {
+        return Err(EngineError::invalid_request(
+            "hash",
+            format!("{what} {hash} (#{number}) is not an ancestor of the head"),
+        ));
+    }
+    Ok(())
+}
+
+/// forkchoiceUpdated to every session in `env.all`; the primary's answer is authoritative (it
+/// must be VALID), the others are logged when they disagree.
+async fn forkchoice_everywhere(
+    env: &WriteEnv,
+    state: ForkchoiceState,
+    subject: B256,
+) -> Result<ForkchoiceUpdated, EngineError> {
+    let calls = env.all.iter().map(|s| {
+        run_on(s, move |c| async move {
+            c.forkchoice_updated(state, None).await
+        })
+    });
+    let mut results = join_all(calls).await.into_iter();
+    let primary = results.next().ok_or_else(|| EngineError::Unavailable {
+        reason: "no session".into(),
+    })??;
+    for (i, other) in results.enumerate() {
+        match other {
+            Ok(u) if u.payload_status.is_valid() => {}
+            Ok(u) => {
+                warn!(session = i + 1, status = ?u.payload_status.status, "secondary execution client disagrees on forkchoice")
+            }
+            Err(e) => {
+                warn!(session = i + 1, error = %e, "secondary execution client failed forkchoiceUpdated")
+            }
+        }
+    }
+    require_fcu_valid(&primary, subject)?;
+    Ok(primary)
+}
+
+fn require_fcu_valid(updated: &ForkchoiceUpdated, subject: B256) -> Result<(), EngineError> {
+    match &updated.payload_status.status {
+        PayloadStatusEnum::Valid => Ok(()),
+        PayloadStatusEnum::Invalid { validation_error } => Err(EngineError::InvalidPayload {
+            block_hash: subject,
+            validation_error: Some(validation_error.clone()),
+            latest_valid_hash: updated.payload_status.latest_valid_hash,
+        }),
+        PayloadStatusEnum::Syncing | PayloadStatusEnum::Accepted => Err(EngineError::Syncing {
+            block_hash: subject,
+        }),
+    }
+}
+
+async fn persist(config: &EngineConfig, snapshot: ForkchoiceSnapshot) -> Result<(), EngineError> {
+    let Some(path) = config.state_path.clone() else {
+        return Ok(());
+    };
+    tokio::task::spawn_blocking(move || persistence::save(&path, &snapshot))
+        .await
+        .map_err(|e| EngineError::Unavailable {
+            reason: format!("state writer failed: {e}"),
+        })?
+}
+
+async fn build(
+    env: &WriteEnv,
+    req: BuildPayloadRequest,
+) -> Result<(BuiltPayload, Changes), EngineError> {
+    let parent = req.parent.unwrap_or(env.snapshot.head);
+    let parent_timestamp = if parent == env.snapshot.head {
+        env.snapshot.head_timestamp
+    } else {
+        block_header(&env.primary, parent, "parent block").await?.1
+    };
+    req.validate_against_parent(parent_timestamp)?;
+    let fork = env.config.fork_schedule.fork_at(req.timestamp);
+    let root = fork
+        .has_blob_fields()
+        .then(|| req.parent_beacon_block_root.unwrap_or_default());
+    let withdrawals = withdrawals_from_peg_ins(&req.peg_ins, env.snapshot.next_withdrawal_index);
+    let attributes = PayloadAttributes {
+        timestamp: req.timestamp,
+        prev_randao: B256::ZERO,
+        suggested_fee_recipient: req.fee_recipient.unwrap_or(env.config.fee_recipient),
+        withdrawals: Some(withdrawals),
+        parent_beacon_block_root: root,
+    };
+    let state = ForkchoiceState {
+        head_block_hash: parent,
+        safe_block_hash: env.snapshot.safe,
+        finalized_block_hash: env.snapshot.finalized,
+    };
+    let updated = run_on(&env.primary, move |c| async move {
+        c.forkchoice_updated(state, Some(attributes)).await
+    })
+    .await?;
+    require_fcu_valid(&updated, parent)?;
+    let payload_id = updated
+        .payload_id
+        .ok_or_else(|| EngineError::MissingInResponse {
+            method: "engine_forkchoiceUpdated".into(),
+            missing: "a payload id for the build".into(),
+        })?;
+    let timestamp = req.timestamp;
+    let built = run_on(&env.primary, move |c| async move {
+        c.get_payload(payload_id, timestamp, root).await
+    })
+    .await?;
+    let mut snapshot = env.snapshot;
+    snapshot.next_withdrawal_index += req.peg_ins.len() as u64;
+    persist(&env.config, snapshot).await?;
+    Ok((
+        built.clone(),
+        Changes {
+            snapshot: Some(snapshot),
+            built: Some(built),
+            ..Changes::default()
+        },
+    ))
+}
+
+async fn validate(env: &WriteEnv, data: ExecutionData) -> Result<((), Changes), EngineError> {
+    let hash = data.payload.block_hash();
+    let data = Arc::new(data);
+    let calls = env.all.iter().map(|s| {
+        let data = Arc::clone(&data);
+        run_on(s, move |c| async move { c.new_payload(&data).await })
+    });
+    let mut results = join_all(calls).await.into_iter();
+    let primary = results.next().ok_or_else(|| EngineError::Unavailable {
+        reason: "no session".into(),
+    })??;
+    for (i, other) in results.enumerate() {
+        match other {
+            Ok(s) if s.status == primary.status => {}
+            Ok(s) => {
+                warn!(session = i + 1, status = ?s.status, primary = ?primary.status, %hash, "execution clients disagree on a payload")
+            }
+            Err(e) => {
+                warn!(session = i + 1, error = %e, %hash, "secondary execution client failed newPayload")
+            }
+        }
+    }
+    require_valid(&primary, hash)?;
+    Ok(((), Changes::default()))
+}
+
+async fn commit(env: &WriteEnv, data: ExecutionData) -> Result<(B256, Changes), EngineError> {
+    let hash = data.payload.block_hash();
+    let number = data.payload.block_number();
+    let timestamp = data.payload.timestamp();
+    let block = block_from_payload(&data).map(Arc::new);
+    validate(env, data).await?;
+    let state = ForkchoiceState {
+        head_block_hash: hash,
+        safe_block_hash: env.snapshot.safe,
+        finalized_block_hash: env.snapshot.finalized,
+    };
+    forkchoice_everywhere(env, state, hash).await?;
+    let mut snapshot = env.snapshot;
+    snapshot.head = hash;
+    snapshot.head_number = number;
+    snapshot.head_timestamp = timestamp;
+    persist(&env.config, snapshot).await?;
+    let changes = Changes {
+        snapshot: Some(snapshot),
+        committed_block: block,
+        fetch_receipts: Some((hash, number)),
+        ..Changes::default()
+    };
+    Ok((hash, changes))
+}
+
+async fn finalize(env: &WriteEnv, hash: B256) -> Result<((), Changes), EngineError> {
+    let (number, _) = block_header(&env.primary, hash, "block to finalize").await?;
+    if number > env.snapshot.head_number {
+        return Err(EngineError::invalid_request(
+            "hash",
+            format!(
+                "block {hash} (#{number}) is above the head (#{}); commit it first",
+                env.snapshot.head_number
+            ),
+        ));
+    }
+    if !env.snapshot.finalized.is_zero() && number < env.snapshot.finalized_number {
+        return Err(EngineError::invalid_request(
+            "hash",
+            format!(
+                "block #{number} is older than the finalized block #{}; finality cannot move back",
+                env.snapshot.finalized_number
+            ),
+        ));
+    }
+    require_canonical(&env.primary, hash, number, "block to finalize").await?;
+    let state = ForkchoiceState {
+        head_block_hash: env.snapshot.head,
+        safe_block_hash: hash,
+        finalized_block_hash: hash,
+    };
+    forkchoice_everywhere(env, state, env.snapshot.head).await?;
+    let mut snapshot = env.snapshot;
+    snapshot.safe = hash;
+    snapshot.finalized = hash;
+    snapshot.finalized_number = number;
+    persist(&env.config, snapshot).await?;
+    Ok((
+        (),
+        Changes {
+            snapshot: Some(snapshot),
+            pin: Some(hash),
+            ..Changes::default()
+        },
+    ))
+}
+
+async fn revert(env: &WriteEnv, hash: B256) -> Result<((), Changes), EngineError> {
+    let (number, timestamp) = block_header(&env.primary, hash, "block to revert to").await?;
+    if number > env.snapshot.head_number {
+        return Err(EngineError::invalid_request(
+            "hash",
+            format!("block {hash} (#{number}) is not an ancestor of the head"),
+        ));
+    }
+    if !env.snapshot.finalized.is_zero() && number < env.snapshot.finalized_number {
+        return Err(EngineError::invalid_request(
+            "hash",
+            format!(
+                "block #{number} is older than the finalized block #{}; cannot revert past finality",
+                env.snapshot.finalized_number
+            ),
+        ));
+    }
+    require_canonical(&env.primary, hash, number, "block to revert to").await?;
+    let state = ForkchoiceState {
+        head_block_hash: hash,
+        safe_block_hash: env.snapshot.finalized,
+        finalized_block_hash: env.snapshot.finalized,
+    };
+    forkchoice_everywhere(env, state, hash).await?;
+    let mut snapshot = env.snapshot;
+    snapshot.head = hash;
+    snapshot.head_number = number;
+    snapshot.head_timestamp = timestamp;
+    snapshot.safe = snapshot.finalized;
+    persist(&env.config, snapshot).await?;
+    Ok((
+        (),
+        Changes {
+            snapshot: Some(snapshot),
+            ..Changes::default()
+        },
+    ))
+}
+
+async fn set_forkchoice(
+    env: &WriteEnv,
+    state: ForkchoiceState,
+) -> Result<(ForkchoiceSnapshot, Changes), EngineError> {
+    if state.head_block_hash.is_zero() {
+        return Err(EngineError::invalid_request("head_block_hash", "zero hash"));
+    }
+    let (head_number, head_timestamp) =
+        block_header(&env.primary, state.head_block_hash, "head block").await?;
+    let finalized_number = if state.finalized_block_hash.is_zero() {
+        0
+    } else {
+        block_header(&env.primary, state.finalized_block_hash, "finalized block")
+            .await?
+            .0
+    };
+    forkchoice_everywhere(env, state, state.head_block_hash).await?;
+    let snapshot = ForkchoiceSnapshot {
+        head: state.head_block_hash,
+        head_number,
+        head_timestamp,
+        safe: state.safe_block_hash,
+        finalized: state.finalized_block_hash,
+        finalized_number,
+        next_withdrawal_index: env.snapshot.next_withdrawal_index,
+    };
+    persist(&env.config, snapshot).await?;
+    Ok((
+        snapshot,
+        Changes {
+            snapshot: Some(snapshot),
+            ..Changes::default()
+        },
+    ))
+}
+
+async fn execute(env: WriteEnv, request: WriteRequest) -> WriteOutcome {
+    match request {
+        WriteRequest::BuildPayload(req, reply) => finish(build(&env, req).await, reply),
+        WriteRequest::CommitPayload(data, reply) => finish(commit(&env, *data).await, reply),
+        WriteRequest::ValidatePayload(data, reply) => finish(validate(&env, *data).await, reply),
+        WriteRequest::FinalizeBlock(hash, reply) => finish(finalize(&env, hash).await, reply),
+        WriteRequest::RevertToBlock(hash, reply) => finish(revert(&env, hash).await, reply),
+        WriteRequest::UpdateForkchoice(state, reply) => finish(
+            set_forkchoice(&env, state).await.map(|(_, c)| ((), c)),
+            reply,
+        ),
+        WriteRequest::InitializeFromLegacy(state, reply) => {
+            let result = set_forkchoice(&env, state).await.map(|(snap, mut c)| {
+                c.initialized = true;
+                (snap, c)
+            });
+            finish(result, reply)
+        }
+    }
+}
+
+/// Checks done before any IO; on failure the request is answered at once.
+fn precheck(state: &EngineState, request: &WriteRequest) -> Result<(), EngineError> {
+    let config = &state.config;
+    match request {
+        WriteRequest::BuildPayload(req, _) => {
+            req.validate(config.max_withdrawals_per_block, &config.fork_schedule)
+        }
+        WriteRequest::CommitPayload(data, _) | WriteRequest::ValidatePayload(data, _) => {
+            validate_execution_data(data, &config.fork_schedule)
+        }
+        WriteRequest::FinalizeBlock(hash, _) => FinalizeRequest { hash: *hash }.validate(),
+        WriteRequest::RevertToBlock(hash, _) => RevertRequest { hash: *hash }.validate(),
+        WriteRequest::UpdateForkchoice(s, _) | WriteRequest::InitializeFromLegacy(s, _) => {
+            if s.head_block_hash.is_zero() {
+                Err(EngineError::invalid_request("head_block_hash", "zero hash"))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+fn fail_request(request: WriteRequest, error: EngineError) {
+    match request {
+        WriteRequest::BuildPayload(_, r) => drop(r.send(Err(error))),
+        WriteRequest::CommitPayload(_, r) => drop(r.send(Err(error))),
+        WriteRequest::ValidatePayload(_, r)
+        | WriteRequest::FinalizeBlock(_, r)
+        | WriteRequest::RevertToBlock(_, r)
+        | WriteRequest::UpdateForkchoice(_, r) => drop(r.send(Err(error))),
+        WriteRequest::InitializeFromLegacy(_, r) => drop(r.send(Err(error))),
+    }
+}
+
+impl EngineActor {
+    /// Start the next queued write if none is in flight.
+    fn pump(myself: &EngineRef, state: &mut EngineState) {
+        while !state.writing {
+            let Some((ctx, request)) = state.queue.pop_front() else {
+                return;
+            };
+            let may_run =
+                state.initialized || matches!(request, WriteRequest::InitializeFromLegacy(..));
+            if !may_run {
+                if state.initializing {
+                    // Wait for the initialisation in progress.
+                    state.queue.push_front((ctx, request));
+                    return;
+                }
+                let reason = format!(
+                    "not synchronised with the execution client yet: {}",
+                    state.init_error.as_deref().unwrap_or("initialising")
+                );
+                fail_request(request, EngineError::Unavailable { reason });
+                continue;
+            }
+            if let Err(e) = precheck(state, &request) {
+                fail_request(request, e);
+                continue;
+            }
+            let env = match state.write_env() {
+                Ok(env) => env,
+                Err(e) => {
+                    fail_request(request, e);
+                    continue;
+                }
+            };
+            state.writing = true;
+            let me = myself.clone();
+            let span = tracing::info_span!(parent: &ctx.span, "engine.write", op = request.name(), correlation_id = ctx.correlation_id);
+            tokio::spawn(
+                async move {
+                    let outcome = execute(env, request).await;
+                    let _ = me.cast(EngineMsg::WriteDone(Box::new(outcome)));
+                }
+                .instrument(span),
+            );
+        }
+    }
+
+    fn apply(myself: &EngineRef, state: &mut EngineState, changes: Changes) {
+        if let Some(snapshot) = changes.snapshot {
+            state.snapshot = snapshot;
+        }
+        if changes.initialized {
+            state.initialized = true;
+            state.init_error = None;
+        }
+        if let Some(built) = changes.built {
+            state
+                .payload_ids
+                .insert(built.block_hash(), built.payload_id);
+            state.payloads.insert(built.payload_id, built);
+        }
+        if let Some(block) = changes.committed_block {
+            state.cache_block(block, true);
+        }
+        if let Some(hash) = changes.pin {
+            state.blocks.pin(&hash);
+        }
+        if let Some((hash, number)) = changes.fetch_receipts {
+            // Peg-out detection: one receipts call per block, off the mailbox.
+            if let Ok(session) = state.primary() {
+                let me = myself.clone();
+                tokio::spawn(async move {
+                    let block = BlockId::Number(BlockNumberOrTag::Number(number));
+                    match run_on(
+                        &session,
+                        move |c| async move { c.block_receipts(block).await },
+                    )
+                    .await
+                    {
+                        Ok(Some(receipts)) => {
+                            let _ =
+                                me.cast(EngineMsg::CacheReceipts(hash, Arc::new(receipts), true));
+                        }
+                        Ok(None) => {
+                            warn!(%hash, number, "the execution client has no receipts for a committed block")
+                        }
+                        Err(e) => {
+                            warn!(%hash, number, error = %e, "could not fetch receipts of a committed block")
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    fn start_initialization(myself: &EngineRef, state: &mut EngineState) {
+        if state.initializing {
+            return;
+        }
+        state.initializing = true;
+        let config = Arc::clone(&state.config);
+        let sessions = state.sessions.clone();
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let result = initialize(config, sessions).await;
+            let _ = me.cast(EngineMsg::Initialized(result));
+        });
+    }
+
+    fn handle_read(
+        myself: &EngineRef,
+        state: &mut EngineState,
+        ctx: RequestContext,
+        request: ReadRequest,
+    ) {
+        let reader = state.primary();
+        let span = ctx.span.clone();
+        // Answer from `reader` in a task; on no session, answer the error at once.
+        macro_rules! offload {
+            ($reply:expr, $call:expr) => {{
+                let reply = $reply;
+                match reader {
+                    Ok(session) => {
+                        tokio::spawn(
+                            async move {
+                                let _ = reply.send(run_on(&session, $call).await);
+                            }
+                            .instrument(span),
+                        );
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }};
+        }
+        match request {
+            ReadRequest::GetBlock {
+                block,
+                full_transactions,
+                reply,
+            } => {
+                if let Some(hash) = state.resolve(block) {
+                    match state.blocks.get(&hash) {
+                        Some((cached, has_full)) if has_full || !full_transactions => {
+                            let _ = reply.send(Ok(Some(block_view(&cached, full_transactions))));
+                            return;
+                        }
+                        _ => {}
+                    }
+                }
+                let id = block.to_block_id();
+                // Immutable by hash: remember what we fetched.
+                let cacheable = matches!(block, BlockRef::Hash(_));
+                let me = myself.clone();
+                offload!(reply, move |c| async move {
+                    let found = c.block(id, full_transactions).await?;
+                    if let (true, Some(b)) = (cacheable, &found) {
+                        let _ = me.cast(EngineMsg::CacheBlock(
+                            Box::new(b.clone()),
+                            full_transactions,
+                        ));
+                    }
+                    Ok(found)
+                });
+            }
+            ReadRequest::GetPayload(id, reply) => {
+                let answer = state
+                    .payloads
+                    .get(&id)
+                    .ok_or_else(|| EngineError::NotFound {
+                        what: format!(
+                            "payload {id} (not built by this engine, or expired from the cache)"
+                        ),
+                    });
+                let _ = reply.send(answer);
+            }
+            ReadRequest::GetLogs(filter, reply) => {
+                offload!(reply, move |c| async move { c.logs(&filter).await });
+            }
+            ReadRequest::GetTransactionReceipt(tx, reply) => {
+                let cached = state
+                    .tx_blocks
+                    .get(&tx)
+                    .and_then(|block| state.receipts.get(&block))
+                    .and_then(|receipts| {
+                        receipts.iter().find(|r| r.transaction_hash == tx).cloned()
+                    });
+                if let Some(found) = cached {
+                    let _ = reply.send(Ok(Some(found)));
+                    return;
+                }
+                offload!(
+                    reply,
+                    move |c| async move { c.transaction_receipt(tx).await }
+                );
+            }
+            ReadRequest::GetReceipts(block, reply) => {
+                if let Some(receipts) = state.receipts.get(&block) {
+                    let _ = reply.send(Ok(receipts.as_ref().clone()));
+                    return;
+                }
+                let me = myself.clone();
+                offload!(reply, move |c| async move {
+                    let receipts = c
+                        .block_receipts(BlockId::Hash(block.into()))
+                        .await?
+                        .ok_or_else(|| EngineError::NotFound {
+                            what: format!("receipts of block {block}"),
+                        })?;
+                    let _ = me.cast(EngineMsg::CacheReceipts(
+                        block,
+                        Arc::new(receipts.clone()),
+                        false,
+                    ));
+                    Ok(receipts)
+                });
+            }
+            ReadRequest::GetSyncStatus(reply) => {
+                offload!(reply, move |c| async move { c.sync_state().await });
+            }
+            ReadRequest::GetPayloadBodiesByHash(hashes, reply) => {
+                offload!(reply, move |c| async move {
+                    c.payload_bodies_by_hash(hashes).await
+                });
+            }
+            ReadRequest::SendRawTransaction(raw, reply) => {
+                offload!(
+                    reply,
+                    move |c| async move { c.send_raw_transaction(raw).await }
+                );
+            }
+        }
+    }
+}
+
+/// Synchronise with the EL: reload persisted forkchoice and re-announce it with one
+/// forkchoiceUpdated, or adopt the EL's own head when there is no saved state.
+async fn initialize(
+    config: Arc<EngineConfig>,
+    sessions: Vec<watch::Receiver<SessionStatus>>,
+) -> Result<ForkchoiceSnapshot, EngineError> {
+    let deadline = tokio::time::Instant::now() + SESSION_WAIT;
+    let all = loop {
+        let healthy: Vec<SessionRef> = sessions
+            .iter()
+            .filter_map(|s| {
+                let s = s.borrow();
+                s.is_healthy().then(|| s.actor.clone()).flatten()
+            })
+            .collect();
+        if !healthy.is_empty() {
+            break healthy;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let why: Vec<String> = sessions
+                .iter()
+                .map(|s| {
+                    let s = s.borrow();
+                    format!(
+                        "{}: {}",
+                        s.endpoint,
+                        s.last_error
+                            .clone()
+                            .unwrap_or_else(|| "not connected".into())
+                    )
+                })
+                .collect();
+            return Err(EngineError::Unavailable {
+                reason: format!("no execution client session connected ({})", why.join("; ")),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let primary = all[0].clone();
+    let saved = match &config.state_path {
+        Some(path) => {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || persistence::load(&path))
+                .await
+                .map_err(|e| EngineError::Unavailable {
+                    reason: format!("state reader failed: {e}"),
+                })??
+        }
+        None => None,
+    };
+    let env = WriteEnv {
+        config: Arc::clone(&config),
+        snapshot: saved.unwrap_or_default(),
+        primary: primary.clone(),
+        all,
+    };
+    if let Some(saved) = saved.filter(ForkchoiceSnapshot::is_initialized) {
+        // The head must still be known to the EL, then tell it our forkchoice once.
+        block_header(&primary, saved.head, "persisted head").await?;
+        let state = ForkchoiceState {
+            head_block_hash: saved.head,
+            safe_block_hash: saved.safe,
+            finalized_block_hash: saved.finalized,
+        };
+        forkchoice_everywhere(&env, state, saved.head).await?;
+        info!(head = %saved.head, number = saved.head_number, finalized = %saved.finalized, "reloaded persisted forkchoice and re-announced it");
+        return Ok(saved);
+    }
+    let tag = |t: BlockNumberOrTag| {
+        let session = primary.clone();
+        async move {
+            run_on(&session, move |c| async move {
+                c.block(BlockId::Number(t), false).await
+            })
+            .await
+        }
+    };
+    let head = tag(BlockNumberOrTag::Latest)
+        .await?
+        .ok_or_else(|| EngineError::NotFound {
+            what: "the execution client's latest block".into(),
+        })?;
+    let finalized = tag(BlockNumberOrTag::Finalized).await.ok().flatten();
+    let safe = tag(BlockNumberOrTag::Safe).await.ok().flatten();
+    let snapshot = ForkchoiceSnapshot {
+        head: head.header.hash,
+        head_number: head.header.number,
+        head_timestamp: head.header.timestamp,
+        safe: safe.map(|b| b.header.hash).unwrap_or_default(),
+        finalized: finalized
+            .as_ref()
+            .map(|b| b.header.hash)
+            .unwrap_or_default(),
+        finalized_number: finalized.map(|b| b.header.number).unwrap_or_default(),
+        next_withdrawal_index: 0,
+    };
+    persist(&config, snapshot).await?;
+    info!(head = %snapshot.head, number = snapshot.head_number, "adopted the execution client's head");
+    Ok(snapshot)
+}
+
+impl Actor for EngineActor {
+    type Msg = EngineMsg;
+    type State = EngineState;
+    type Arguments = EngineArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: EngineRef,
+        args: EngineArgs,
+    ) -> Result<EngineState, ActorProcessingErr> {
+        let c = args.config.cache;
+        let ttl = Duration::from_millis(c.ttl_ms);
+        Ok(EngineState {
+            config: args.config,
+            sessions: args.sessions,
+            events: args.events,
+            snapshot: ForkchoiceSnapshot::default(),
+            initialized: false,
+            initializing: false,
+            init_error: None,
+            writing: false,
+            queue: VecDeque::new(),
+            payloads: TtlCache::new(c.payload_capacity, ttl),
+            payload_ids: TtlCache::new(c.payload_capacity, ttl),
+            blocks: TtlCache::new(c.block_capacity, ttl),
+            receipts: TtlCache::new(c.receipt_capacity, ttl),
+            tx_blocks: TtlCache::new(c.receipt_capacity.saturating_mul(64), ttl),
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: EngineRef,
+        state: &mut EngineState,
+    ) -> Result<(), ActorProcessingErr> {
+        Self::start_initialization(&myself, state);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: EngineRef,
+        msg: EngineMsg,
+        state: &mut EngineState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            EngineMsg::Write(ctx, request) => {
+                debug!(
+                    op = request.name(),
+                    correlation_id = ctx.correlation_id,
+                    queued = state.queue.len(),
+                    "write received"
+                );
+                state.queue.push_back((ctx, request));
+                Self::pump(&myself, state);
+            }
+            EngineMsg::Read(ctx, request) => Self::handle_read(&myself, state, ctx, request),
+            EngineMsg::WriteDone(outcome) => {
+                let WriteOutcome { changes, reply } = *outcome;
+                Self::apply(&myself, state, changes);
+                reply();
+                state.writing = false;
+                Self::pump(&myself, state);
+            }
+            EngineMsg::GetForkchoiceState(reply) => {
+                let _ = reply.send(state.snapshot);
+            }
+            EngineMsg::GetStatus(reply) => {
+                let _ = reply.send(EngineStatus {
+                    forkchoice: state.snapshot,
+                    initialized: state.initialized,
+                    sessions: state.statuses(),
+                    caches: state.caches_status(),
+                    queued_writes: state.queue.len(),
+                });
+            }
+            EngineMsg::SweepCaches(reply) => {
+                let swept = state.payloads.sweep()
+                    + state.payload_ids.sweep()
+                    + state.blocks.sweep()
+                    + state.receipts.sweep()
+                    + state.tx_blocks.sweep();
+                let _ = reply.send(swept);
+            }
+            EngineMsg::Initialize => Self::start_initialization(&myself, state),
+            EngineMsg::Initialized(result) => {
+                state.initializing = false;
+                match result {
+                    Ok(snapshot) => {
+                        state.snapshot = snapshot;
+                        state.initialized = true;
+                        state.init_error = None;
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "engine initialisation failed; retrying");
+                        state.init_error = Some(e.to_string());
+                        myself.send_after(INIT_RETRY, || EngineMsg::Initialize);
+                    }
+                }
+                Self::pump(&myself, state);
+            }
+            EngineMsg::CacheBlock(block, full) => state.cache_block(Arc::new(*block), full),
+            EngineMsg::CacheReceipts(hash, receipts, publish) => {
+                if publish {
+                    for event in peg_outs_in_receipts(state.config.bridge_address, &receipts) {
+                        info!(tx = %event.tx_hash, value_wei = %event.value_wei, "peg-out requested");
+                        // No subscribers is fine: nobody asked for events.
+                        let _ = state.events.send(EngineEvent::PegOutRequested(event));
+                    }
+                }
+                state.cache_receipts(hash, receipts);
+            }
+            EngineMsg::Crash => {
+                error!("injected EngineActor crash");
+                panic!("injected EngineActor crash");
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: EngineRef,
+        state: &mut EngineState,
+    ) -> Result<(), ActorProcessingErr> {
+        for (_, request) in state.queue.drain(..) {
+            fail_request(
+                request,
+                EngineError::Unavailable {
+                    reason: "the engine stopped".into(),
+                },
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,675 @@
+//! The actor tree against the MockExecutionLayer: every message, failure statuses, bounds,
+//! caches, persistence, supervision, failover and the legacy facade.
+
+// Helpers of a test binary: panicking is how they fail the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{path::PathBuf, time::Duration};
+
+use alloy_eips::BlockNumberOrTag;
+use alloy_primitives::{Address, B256, U256};
+use alloy_rpc_types_engine::{ExecutionPayload, ForkchoiceState};
+use engine_actor::{
+    BlockRef, ChildKind, CircuitState, Engine, EngineHandle, EngineSystem, ForkchoiceSnapshot,
+};
+use engine_clients::ClientOptions;
+use engine_testkit::{
+    DEV_ACCOUNT, DEV_PRIVATE_KEY, MockExecutionLayer,
+    mock::{ClientProfile, Fault, FaultRule, MockConfig},
+    tx::signed_transfer,
+};
+use engine_types::{
+    AddBalance, BuildPayloadRequest, ConsensusAmount, EngineConfig, EngineError, RetryConfig,
+};
+use rstest::rstest;
+
+struct Fixture {
+    mock: MockExecutionLayer,
+    system: EngineSystem,
+    engine: EngineHandle,
+    state_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn config(dir: &tempfile::TempDir) -> EngineConfig {
+    let mut config = EngineConfig {
+        state_path: Some(dir.path().join("forkchoice.json")),
+        ..EngineConfig::default()
+    };
+    config.health.poll_interval_ms = 50;
+    config.health.failure_threshold = 2;
+    config.health.open_ms = 200;
+    config.supervision.backoff_initial_ms = 10;
+    config.supervision.backoff_max_ms = 50;
+    config
+}
+
+fn options(mock: &MockExecutionLayer) -> ClientOptions {
+    ClientOptions::new(mock.url(), mock.jwt_secret())
+        .with_fork_schedule(mock.config().fork_schedule)
+        .with_retry(RetryConfig {
+            max_retries: 1,
+            initial_backoff_ms: 1,
+            max_backoff_ms: 2,
+        })
+}
+
+async fn fixture_with(mock_config: MockConfig, tweak: impl FnOnce(&mut EngineConfig)) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = MockExecutionLayer::start(mock_config).await.unwrap();
+    let mut config = config(&dir);
+    tweak(&mut config);
+    let state_path = config.state_path.clone().unwrap();
+    let system = EngineSystem::start_with_options(config, vec![options(&mock)])
+        .await
+        .expect("engine starts");
+    let engine = system.handle();
+    Fixture {
+        mock,
+        system,
+        engine,
+        state_path,
+        _dir: dir,
+    }
+}
+
+async fn fixture() -> Fixture {
+    let config = MockConfig::default()
+        .with_profile(ClientProfile::reth())
+        .with_prefunded(DEV_ACCOUNT, U256::from(10u64).pow(U256::from(21)));
+    fixture_with(config, |_| {}).await
+}
+
+async fn next_timestamp(engine: &EngineHandle) -> u64 {
+    engine.forkchoice().await.unwrap().head_timestamp + 2
+}
+
+/// Build on the head with `peg_ins` and commit; returns the new head.
+async fn slot(engine: &EngineHandle, peg_ins: Vec<AddBalance>) -> B256 {
+    let ts = next_timestamp(engine).await;
+    let built = engine
+        .build_payload(BuildPayloadRequest::new(ts).with_peg_ins(peg_ins))
+        .await
+        .expect("build");
+    engine
+        .commit_payload(built.execution_data)
+        .await
+        .expect("commit")
+}
+
+fn peg_in(byte: u8, sat: u64) -> AddBalance {
+    AddBalance(
+        Address::repeat_byte(byte),
+        ConsensusAmount::from_satoshi(sat).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn build_commit_finalize_round_trip() {
+    let f = fixture().await;
+    let first = slot(&f.engine, vec![peg_in(0xa1, 100), peg_in(0xa2, 5)]).await;
+    let second = slot(&f.engine, vec![peg_in(0xa1, 100)]).await;
+    assert_eq!(f.mock.with_chain(|c| c.head()), second);
+    let snap = f.engine.forkchoice().await.unwrap();
+    assert_eq!(
+        (snap.head, snap.head_number, snap.next_withdrawal_index),
+        (second, 2, 3)
+    );
+    assert_eq!(
+        f.mock.with_chain(|c| c.balance(Address::repeat_byte(0xa1))),
+        U256::from(2_000u64) * U256::from(1_000_000_000u64)
+    );
+    // Withdrawal indices are unique and increasing across blocks.
+    let indices: Vec<u64> = [first, second]
+        .iter()
+        .flat_map(|h| {
+            f.mock.with_chain(|c| {
+                c.block(*h)
+                    .unwrap()
+                    .withdrawals
+                    .iter()
+                    .map(|w| w.index)
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    assert_eq!(indices, vec![0, 1, 2]);
+
+    f.engine.finalize(first).await.unwrap();
+    // Reached the EL at once, not "at the next update".
+    assert_eq!(
+        f.mock.with_chain(|c| (c.finalized(), c.safe())),
+        (first, first)
+    );
+    let saved: ForkchoiceSnapshot =
+        serde_json::from_slice(&std::fs::read(&f.state_path).unwrap()).unwrap();
+    assert_eq!(
+        (saved.head, saved.finalized, saved.finalized_number),
+        (second, first, 1)
+    );
+    f.system.shutdown().await;
+}
+
+#[tokio::test]
+async fn block_with_txs_right_after_commit_is_a_cache_hit() {
+    let f = fixture().await;
+    let (raw, tx) = signed_transfer(
+        DEV_PRIVATE_KEY,
+        263_634,
+        0,
+        Address::repeat_byte(7),
+        U256::from(1u64),
+    )
+    .unwrap();
+    assert_eq!(f.engine.send_raw_transaction(raw).await.unwrap(), tx);
+    let head = slot(&f.engine, vec![]).await;
+    // Receipts are fetched once, right after the commit (one eth_getBlockReceipts per block).
+    wait_for(|| async {
+        f.engine
+            .status()
+            .await
+            .ok()
+            .filter(|s| s.caches.receipts.len >= 1)
+    })
+    .await;
+    let receipts = f.engine.get_receipts(head).await.unwrap();
+    assert_eq!(receipts[0].transaction_hash, tx);
+    assert_eq!(f.mock.requests_for("eth_getBlockReceipts").len(), 1);
+    f.mock.clear_requests();
+
+    let block = f
+        .engine
+        .get_block(head, true)
+        .await
+        .unwrap()
+        .expect("block");
+    assert_eq!(block.transactions.len(), 1);
+    assert_eq!(block.transactions.hashes().next(), Some(tx));
+    let latest = f
+        .engine
+        .get_block(BlockRef::Latest, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(latest.header.hash, head);
+    let receipt = f.engine.get_transaction_receipt(tx).await.unwrap().unwrap();
+    assert_eq!(receipt.block_hash, Some(head));
+    assert_eq!(f.engine.get_receipts(head).await.unwrap().len(), 1);
+    let el_reads: Vec<_> = f
+        .mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.method.starts_with("eth_"))
+        .collect();
+    assert!(
+        el_reads.is_empty(),
+        "all served from the caches: {el_reads:?}"
+    );
+    let status = f.engine.status().await.unwrap();
+    assert!(status.caches.blocks.hits >= 2, "{:?}", status.caches);
+    assert!(status.caches.receipts.hits >= 2, "{:?}", status.caches);
+    f.system.shutdown().await;
+}
+
+async fn wait_for<T, F, Fut>(mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..200 {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("condition not reached within 4 s");
+}
+
+#[rstest]
+#[case::invalid(
+    Fault::invalid("bad state root", Some(B256::repeat_byte(0x11))),
+    "invalid_payload"
+)]
+#[case::syncing(Fault::status("SYNCING"), "syncing")]
+#[case::accepted(Fault::status("ACCEPTED"), "accepted")]
+#[case::el_error(Fault::RpcError { code: -32603, message: "boom".into() }, "rpc")]
+#[tokio::test]
+async fn commit_that_is_not_valid_keeps_the_head(#[case] fault: Fault, #[case] kind: &str) {
+    let f = fixture().await;
+    let head = slot(&f.engine, vec![]).await;
+    let before = f.engine.forkchoice().await.unwrap();
+    let built = f
+        .engine
+        .build_payload(BuildPayloadRequest::new(before.head_timestamp + 2))
+        .await
+        .unwrap();
+    f.mock
+        .inject(FaultRule::new(fault).on("engine_newPayload").times(1));
+    f.mock.clear_requests();
+    let err = f
+        .engine
+        .commit_payload(built.execution_data)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), kind, "{err:?}");
+    if let EngineError::InvalidPayload {
+        validation_error,
+        latest_valid_hash,
+        ..
+    } = &err
+    {
+        assert_eq!(validation_error.as_deref(), Some("bad state root"));
+        assert_eq!(*latest_valid_hash, Some(B256::repeat_byte(0x11)));
+    }
+    assert_eq!(f.engine.forkchoice().await.unwrap(), before);
+    assert_eq!(f.mock.with_chain(|c| c.head()), head);
+    assert!(
+        f.mock.requests_for("engine_forkchoiceUpdated").is_empty(),
+        "no forkchoice change after a failed newPayload"
+    );
+    f.system.shutdown().await;
+}
+
+#[tokio::test]
+async fn requests_are_validated_before_any_io() {
+    let f = fixture().await;
+    f.mock.clear_requests();
+    let ts = next_timestamp(&f.engine).await;
+    let too_many = vec![peg_in(1, 1); 17];
+    let err = f
+        .engine
+        .build_payload(BuildPayloadRequest::new(ts).with_peg_ins(too_many))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("17 peg-ins exceed"), "{err}");
+    let err = f
+        .engine
+        .build_payload(BuildPayloadRequest::new(ts - 2))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        "invalid_request",
+        "timestamp not after the parent: {err}"
+    );
+    assert_eq!(
+        f.engine.finalize(B256::ZERO).await.unwrap_err().kind(),
+        "invalid_request"
+    );
+    assert_eq!(
+        f.engine.revert_to(B256::ZERO).await.unwrap_err().kind(),
+        "invalid_request"
+    );
+    let slot_calls: Vec<_> = f
+        .mock
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            [
+                "engine_forkchoiceUpdated",
+                "engine_getPayload",
+                "engine_newPayload",
+            ]
+            .iter()
+            .any(|m| r.method.starts_with(m))
+        })
+        .collect();
+    assert!(slot_calls.is_empty(), "{slot_calls:?}");
+    f.system.shutdown().await;
+}
+
+#[tokio::test]
+async fn finalize_rules() {
+    let f = fixture().await;
+    let one = slot(&f.engine, vec![]).await;
+    let two = slot(&f.engine, vec![]).await;
+    let err = f
+        .engine
+        .finalize(B256::repeat_byte(0x99))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::NotFound { .. }),
+        "unknown block: {err:?}"
+    );
+    f.engine.finalize(two).await.unwrap();
+    let err = f.engine.finalize(one).await.unwrap_err();
+    assert!(
+        err.to_string().contains("finality cannot move back"),
+        "{err}"
+    );
+    f.system.shutdown().await;
+}
+
+#[tokio::test]
+async fn revert_moves_head_back_only_to_an_ancestor() {
+    let f = fixture().await;
+    let genesis = f.engine.forkchoice().await.unwrap();
+    let one = slot(&f.engine, vec![]).await;
+    let _two = slot(&f.engine, vec![]).await;
+    // A sibling of `one`: known to the EL (validated) but not on the head's chain.
+    let sibling = {
+        f.engine.revert_to(genesis.head).await.unwrap();
+        let built = f
+            .engine
+            .build_payload(BuildPayloadRequest::new(genesis.head_timestamp + 5))
+            .await
+            .unwrap();
+        f.engine
+            .validate_payload(built.execution_data.clone())
+            .await
+            .unwrap();
+        f.engine
+            .update_forkchoice(ForkchoiceState {
+                head_block_hash: _two,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        built.block_hash()
+    };
+    assert_eq!(f.engine.forkchoice().await.unwrap().head, _two);
+    let err = f.engine.revert_to(sibling).await.unwrap_err();
+    assert!(err.to_string().contains("not an ancestor"), "{err}");
+    f.engine.revert_to(one).await.unwrap();
+    assert_eq!(f.engine.forkchoice().await.unwrap().head, one);
+    assert_eq!(f.mock.with_chain(|c| c.head()), one);
+    f.engine.finalize(one).await.unwrap();
+    let err = f.engine.revert_to(genesis.head).await.unwrap_err();
+    assert!(err.to_string().contains("past finality"), "{err}");
+    f.system.shutdown().await;
+}
+
+#[tokio::test]
+async fn validate_payload_does_not_move_the_head() {
+    let f = fixture().await;
+    let before = f.engine.forkchoice().await.unwrap();
+    let built = f
+        .engine
+        .build_payload(BuildPayloadRequest::new(before.head_timestamp + 2))
+        .await
+        .unwrap();
+    f.engine
+        .validate_payload(built.execution_data.clone())
+        .await
+        .unwrap();
+    assert_eq!(f.engine.forkchoice().await.unwrap().head, before.head);
+    assert_eq!(f.mock.with_chain(|c| c.head()), before.head);
+    // The payload is cached by id.
+    let cached = f.engine.get_payload(built.payload_id).await.unwrap();
+    assert_eq!(cached.block_hash(), built.block_hash());
+    let missing = f
+        .engine
+        .get_payload(alloy_rpc_types_engine::PayloadId::new([9; 8]))
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, EngineError::NotFound { .. }));
+    f.system.shutdown().await;
+}
+
+#[tokio::test]
+async fn initialize_from_legacy_adopts_head_safe_finalized() {
+    let f = fixture().await;
+    let one = slot(&f.engine, vec![]).await;
+    let two = slot(&f.engine, vec![]).await;
+    let legacy = ForkchoiceState {
+        head_block_hash: two,
+        safe_block_hash: one,
+        finalized_block_hash: one,
+    };
+    let snap = f.engine.initialize_from_legacy(legacy).await.unwrap();
+    assert_eq!(
+        (
+            snap.head,
+            snap.safe,
+            snap.finalized,
+            snap.head_number,
+            snap.finalized_number
+        ),
+        (two, one, one, 2, 1)
+    );
+    assert_eq!(
+        f.mock.with_chain(|c| (c.head(), c.safe(), c.finalized())),
+        (two, one, one)
+    );
+    f.system.shutdown().await;
+}
+
+#[tokio::test]
+async fn reads_pass_through_to_the_el() {
+    let f = fixture().await;
+    let head = slot(&f.engine, vec![]).await;
+    assert!(f.engine.sync_status().await.unwrap().is_synced());
+    let by_number = f
+        .engine
+        .get_block(BlockRef::Number(0), false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_number.header.number, 0);
+    let logs = f
+        .engine
+        .get_logs(alloy_rpc_types_eth::Filter::new().select(0u64..=1))
+        .await
+        .unwrap();
+    assert!(logs.is_empty());
+    let bodies = f.engine.payload_bodies_by_hash(vec![head]).await.unwrap();
+    assert_eq!(bodies.len(), 1);
+    assert!(bodies[0].is_some());
+    f.system.shutdown().await;
+}
+
+#[tokio::test]
+async fn legacy_engine_facade_keeps_the_old_names() {
+    let f = fixture().await;
+    let engine = Engine::new(f.engine.clone());
+    let genesis = engine
+        .get_payload_by_tag_from_engine(BlockNumberOrTag::Number(0))
+        .await
+        .unwrap();
+    assert_eq!(genesis.block_number(), 0);
+    assert_eq!(
+        genesis.block_hash(),
+        f.mock.with_chain(|c| c.genesis_hash())
+    );
+    let ts = Duration::from_secs(genesis.timestamp() + 2);
+    let payload = engine
+        .build_block(ts, None, vec![peg_in(0xb1, 10)])
+        .await
+        .unwrap();
+    assert!(matches!(payload.payload, ExecutionPayload::V2(_)));
+    let hash = engine.commit_block(payload).await.unwrap();
+    let block = engine.get_block_with_txs(&hash).await.unwrap().unwrap();
+    assert_eq!(block.header.hash, hash);
+    engine.set_finalized(hash).await.unwrap();
+    assert_eq!(f.mock.with_chain(|c| c.finalized()), hash);
+    let bodies = engine
+        .api
+        .get_payload_bodies_by_hash_v1(vec![hash])
+        .await
+        .unwrap();
+    assert_eq!(
+        bodies[0]
+            .as_ref()
+            .and_then(|b| b.withdrawals.as_ref())
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(
+        engine
+            .get_transaction_receipt(B256::repeat_byte(1))
+            .await
+            .unwrap(),
+        None
+    );
+    f.system.shutdown().await;
+}
+
+#[rstest]
+#[case::engine(ChildKind::Engine)]
+#[case::session(ChildKind::Session(0))]
+#[case::health_poller(ChildKind::HealthPoller)]
+#[case::cache_janitor(ChildKind::CacheJanitor)]
+#[tokio::test]
+async fn a_panicking_child_is_restarted_and_the_engine_keeps_working(#[case] child: ChildKind) {
+    let f = fixture().await;
+    let head = slot(&f.engine, vec![]).await;
+    f.system.crash_child(child);
+    wait_for(|| async {
+        f.system
+            .restarts()
+            .await
+            .get(&child)
+            .copied()
+            .filter(|n| *n >= 1)
+    })
+    .await;
+    // The tree is whole again: a full slot succeeds and state survived.
+    let next = wait_for(|| async {
+        let ts = f.engine.forkchoice().await.ok()?.head_timestamp + 2;
+        let built = f
+            .engine
+            .build_payload(BuildPayloadRequest::new(ts))
+            .await
+            .ok()?;
+        f.engine.commit_payload(built.execution_data).await.ok()
+    })
+    .await;
+    let snap = f.engine.forkchoice().await.unwrap();
+    assert_eq!(snap.head, next);
+    assert_eq!(snap.head_number, 2, "head was {head} before the crash");
+    assert_eq!(f.system.restarts().await.values().sum::<u32>(), 1);
+    f.system.shutdown().await;
+}
+
+#[tokio::test]
+async fn engine_actor_restart_reloads_state_from_disk_and_reannounces_it() {
+    let f = fixture().await;
+    let one = slot(&f.engine, vec![peg_in(0xc1, 1)]).await;
+    let two = slot(&f.engine, vec![]).await;
+    f.engine.finalize(one).await.unwrap();
+    let before = f.engine.forkchoice().await.unwrap();
+    f.mock.clear_requests();
+    f.system.crash_child(ChildKind::Engine);
+    wait_for(|| async { f.system.restarts().await.get(&ChildKind::Engine).copied() }).await;
+    let after = wait_for(|| async {
+        f.engine
+            .status()
+            .await
+            .ok()
+            .filter(|s| s.initialized)
+            .map(|s| s.forkchoice)
+    })
+    .await;
+    assert_eq!(after, before, "nothing lost");
+    let announced: Vec<_> = f.mock.requests_for("engine_forkchoiceUpdated");
+    assert_eq!(announced.len(), 1, "one re-announce: {announced:?}");
+    assert_eq!(
+        announced[0].params[0]["headBlockHash"],
+        serde_json::json!(two)
+    );
+    assert_eq!(
+        announced[0].params[0]["finalizedBlockHash"],
+        serde_json::json!(one)
+    );
+    f.system.shutdown().await;
+}
+
+#[tokio::test]
+async fn repeated_crashes_escalate_with_a_reason() {
+    let mock_config = MockConfig::default().with_profile(ClientProfile::reth());
+    let f = fixture_with(mock_config, |c| c.supervision.max_restarts = 2).await;
+    for n in 1..=3u32 {
+        f.system.crash_child(ChildKind::Engine);
+        if n < 3 {
+            wait_for(|| async {
+                f.system
+                    .restarts()
+                    .await
+                    .get(&ChildKind::Engine)
+                    .copied()
+                    .filter(|r| *r >= n)
+            })
+            .await;
+            wait_for(|| async { f.engine.status().await.ok().filter(|s| s.initialized) }).await;
+        }
+    }
+    let reason = wait_for(|| async { f.system.escalation() }).await;
+    assert!(
+        reason.contains("EngineActor stopped 3 times") && reason.contains("limit 2"),
+        "{reason}"
+    );
+    tokio::time::timeout(Duration::from_secs(5), f.system.wait_stopped())
+        .await
+        .expect("supervisor stops");
+}
+
+#[tokio::test]
+async fn failover_to_the_secondary_when_the_primary_goes_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary =
+        MockExecutionLayer::start(MockConfig::default().with_profile(ClientProfile::reth()))
+            .await
+            .unwrap();
+    let secondary =
+        MockExecutionLayer::start(MockConfig::default().with_profile(ClientProfile::reth()))
+            .await
+            .unwrap();
+    assert_eq!(
+        primary.with_chain(|c| c.head()),
+        secondary.with_chain(|c| c.head()),
+        "same genesis"
+    );
+    let system = EngineSystem::start_with_options(
+        config(&dir),
+        vec![options(&primary), options(&secondary)],
+    )
+    .await
+    .unwrap();
+    let engine = system.handle();
+    // Writes reach every healthy session; the build goes to the primary only.
+    let one = slot(&engine, vec![peg_in(0xd1, 3)]).await;
+    assert_eq!(primary.with_chain(|c| c.head()), one);
+    assert_eq!(secondary.with_chain(|c| c.head()), one);
+    assert!(secondary.requests_for("engine_getPayload").is_empty());
+
+    primary.stop().await;
+    let two = wait_for(|| async {
+        let ts = engine.forkchoice().await.ok()?.head_timestamp + 2;
+        let built = engine
+            .build_payload(BuildPayloadRequest::new(ts))
+            .await
+            .ok()?;
+        engine.commit_payload(built.execution_data).await.ok()
+    })
+    .await;
+    assert_eq!(secondary.with_chain(|c| c.head()), two);
+    let status = engine.status().await.unwrap();
+    assert_eq!(
+        status.sessions[0].circuit,
+        CircuitState::Open,
+        "{:?}",
+        status.sessions[0]
+    );
+    assert!(status.sessions[1].is_healthy());
+    system.shutdown().await;
+}
+
+#[tokio::test]
+async fn start_fails_with_a_clear_reason_when_the_el_is_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&dir);
+    config.health.startup_timeout_ms = 1_000;
+    let options = ClientOptions::new(
+        "http://127.0.0.1:9",
+        alloy_rpc_types_engine::JwtSecret::random(),
+    );
+    let err = EngineSystem::start_with_options(config, vec![options])
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("did not synchronise") && text.contains("127.0.0.1:9"),
+        "{text}"
+    );
+}
