@@ -3,7 +3,11 @@
 //! comes back as [`EngineMsg::WriteDone`]; reads are answered from the caches or handed to a
 //! session task that replies to the caller directly.
 
-use std::{collections::VecDeque, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+    time::Duration,
+};
 
 use alloy_consensus::{Sealed, TxEnvelope, transaction::SignerRecoverable};
 use alloy_eips::{BlockId, BlockNumberOrTag};
@@ -29,7 +33,7 @@ use crate::{
     cache::TtlCache,
     messages::{
         BlockRef, CachesStatus, EngineEvent, EngineMsg, EngineRef, EngineStatus, ReadRequest,
-        RequestContext, WriteRequest,
+        Reply, RequestContext, WriteRequest,
     },
     pegout::peg_outs_in_receipts,
     persistence::{self, ForkchoiceSnapshot},
@@ -92,6 +96,10 @@ pub struct EngineState {
     blocks: TtlCache<B256, (Arc<Block>, bool)>,
     receipts: TtlCache<B256, Arc<Vec<TransactionReceipt>>>,
     tx_blocks: TtlCache<B256, B256>,
+    /// Post-commit receipt fetches in flight, with the reads waiting on them (one
+    /// `eth_getBlockReceipts` per block, however many callers ask meanwhile).
+    receipts_in_flight: HashMap<B256, Vec<Reply<Vec<TransactionReceipt>>>>,
+    receipts_joined: u64,
 }
 
 /// The engine actor.
@@ -162,6 +170,7 @@ impl EngineState {
             payloads: self.payloads.stats(),
             blocks: self.blocks.stats(),
             receipts: self.receipts.stats(),
+            receipts_joined_in_flight: self.receipts_joined,
         }
     }
 
@@ -714,28 +723,25 @@ impl EngineActor {
         }
         if let Some((hash, number)) = changes.fetch_receipts {
             // Peg-out detection: one receipts call per block, off the mailbox.
-            if let Ok(session) = state.primary() {
-                let me = myself.clone();
-                tokio::spawn(async move {
-                    let block = BlockId::Number(BlockNumberOrTag::Number(number));
-                    match run_on(
-                        &session,
-                        move |c| async move { c.block_receipts(block).await },
-                    )
-                    .await
-                    {
-                        Ok(Some(receipts)) => {
-                            let _ =
-                                me.cast(EngineMsg::CacheReceipts(hash, Arc::new(receipts), true));
-                        }
-                        Ok(None) => {
-                            warn!(%hash, number, "the execution client has no receipts for a committed block")
-                        }
-                        Err(e) => {
-                            warn!(%hash, number, error = %e, "could not fetch receipts of a committed block")
-                        }
-                    }
-                });
+            match state.primary() {
+                Ok(session) => {
+                    state.receipts_in_flight.entry(hash).or_default();
+                    let me = myself.clone();
+                    tokio::spawn(async move {
+                        let block = BlockId::Number(BlockNumberOrTag::Number(number));
+                        let result = run_on(&session, move |c| async move {
+                            c.block_receipts(block)
+                                .await?
+                                .ok_or_else(|| EngineError::NotFound {
+                                    what: format!("receipts of committed block #{number} {hash}"),
+                                })
+                        })
+                        .await
+                        .map(Arc::new);
+                        let _ = me.cast(EngineMsg::ReceiptsFetched(hash, result));
+                    });
+                }
+                Err(e) => warn!(%hash, error = %e, "cannot fetch receipts of a committed block"),
             }
         }
     }
@@ -843,6 +849,11 @@ impl EngineActor {
                 );
             }
             ReadRequest::GetReceipts(block, reply) => {
+                if let Some(waiters) = state.receipts_in_flight.get_mut(&block) {
+                    waiters.push(reply);
+                    state.receipts_joined += 1;
+                    return;
+                }
                 if let Some(receipts) = state.receipts.get(&block) {
                     let _ = reply.send(Ok(receipts.as_ref().clone()));
                     return;
@@ -855,11 +866,7 @@ impl EngineActor {
                         .ok_or_else(|| EngineError::NotFound {
                             what: format!("receipts of block {block}"),
                         })?;
-                    let _ = me.cast(EngineMsg::CacheReceipts(
-                        block,
-                        Arc::new(receipts.clone()),
-                        false,
-                    ));
+                    let _ = me.cast(EngineMsg::CacheReceipts(block, Arc::new(receipts.clone())));
                     Ok(receipts)
                 });
             }
@@ -1009,6 +1016,8 @@ impl Actor for EngineActor {
             blocks: TtlCache::new(c.block_capacity, ttl),
             receipts: TtlCache::new(c.receipt_capacity, ttl),
             tx_blocks: TtlCache::new(c.receipt_capacity.saturating_mul(64), ttl),
+            receipts_in_flight: HashMap::new(),
+            receipts_joined: 0,
         })
     }
 
@@ -1084,15 +1093,28 @@ impl Actor for EngineActor {
                 Self::pump(&myself, state);
             }
             EngineMsg::CacheBlock(block, full) => state.cache_block(Arc::new(*block), full),
-            EngineMsg::CacheReceipts(hash, receipts, publish) => {
-                if publish {
-                    for event in peg_outs_in_receipts(state.config.bridge_address, &receipts) {
-                        info!(tx = %event.tx_hash, value_wei = %event.value_wei, "peg-out requested");
-                        // No subscribers is fine: nobody asked for events.
-                        let _ = state.events.send(EngineEvent::PegOutRequested(event));
+            EngineMsg::CacheReceipts(hash, receipts) => state.cache_receipts(hash, receipts),
+            EngineMsg::ReceiptsFetched(hash, result) => {
+                let waiters = state.receipts_in_flight.remove(&hash).unwrap_or_default();
+                match result {
+                    Ok(receipts) => {
+                        for event in peg_outs_in_receipts(state.config.bridge_address, &receipts) {
+                            info!(tx = %event.tx_hash, value_wei = %event.value_wei, "peg-out requested");
+                            // No subscribers is fine: nobody asked for events.
+                            let _ = state.events.send(EngineEvent::PegOutRequested(event));
+                        }
+                        for waiter in waiters {
+                            let _ = waiter.send(Ok(receipts.as_ref().clone()));
+                        }
+                        state.cache_receipts(hash, receipts);
+                    }
+                    Err(e) => {
+                        warn!(%hash, error = %e, "could not fetch receipts of a committed block; peg-outs of this block were not read");
+                        for waiter in waiters {
+                            let _ = waiter.send(Err(e.clone()));
+                        }
                     }
                 }
-                state.cache_receipts(hash, receipts);
             }
             EngineMsg::Crash => {
                 error!("injected EngineActor crash");
@@ -1107,6 +1129,11 @@ impl Actor for EngineActor {
         _myself: EngineRef,
         state: &mut EngineState,
     ) -> Result<(), ActorProcessingErr> {
+        for waiter in state.receipts_in_flight.drain().flat_map(|(_, w)| w) {
+            let _ = waiter.send(Err(EngineError::Unavailable {
+                reason: "the engine stopped".into(),
+            }));
+        }
         for (_, request) in state.queue.drain(..) {
             fail_request(
                 request,

@@ -75,6 +75,8 @@ pub struct CachesStatus {
     pub blocks: CacheStats,
     /// Receipts by block hash.
     pub receipts: CacheStats,
+    /// Receipt reads that joined the post-commit fetch in flight (no extra EL call).
+    pub receipts_joined_in_flight: u64,
 }
 
 /// Everything `GetStatus` reports.
@@ -175,9 +177,15 @@ pub enum EngineMsg {
     /// Internal: a block fetched on a cache miss.
     #[doc(hidden)]
     CacheBlock(Box<Block>, bool),
-    /// Internal: receipts fetched after a commit or on a miss.
+    /// Internal: receipts fetched on a read miss.
     #[doc(hidden)]
-    CacheReceipts(B256, std::sync::Arc<Vec<TransactionReceipt>>, bool),
+    CacheReceipts(B256, std::sync::Arc<Vec<TransactionReceipt>>),
+    /// Internal: the post-commit receipts fetch finished (peg-outs are read from it).
+    #[doc(hidden)]
+    ReceiptsFetched(
+        B256,
+        Result<std::sync::Arc<Vec<TransactionReceipt>>, EngineError>,
+    ),
     /// Test hook: panic inside the handler (supervision tests).
     #[doc(hidden)]
     Crash,

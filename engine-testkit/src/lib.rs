@@ -6,7 +6,10 @@
 //! * [`launcher`]: starts real execution clients (EthereumJS from the pinned npm package, Reth and
 //!   Geth when their binaries are present) with a post-merge genesis and a JWT secret.
 //! * [`tx`]: signed test transactions for `eth_sendRawTransaction`.
+//! * [`bridge`]: the Alys peg-out bridge contract (address, runtime code, ABI, signed
+//!   `requestPegOut` calls) and the log it emits, which the mock synthesizes.
 
+pub mod bridge;
 pub mod launcher;
 pub mod mock;
 pub mod tx;

@@ -15,7 +15,7 @@ use alloy_eips::{
     eip4895::{Withdrawal, Withdrawals},
     eip7685::{EMPTY_REQUESTS_HASH, Requests},
 };
-use alloy_primitives::{Address, B64, B256, Bloom, Bytes, U256, keccak256};
+use alloy_primitives::{Address, B64, B256, Bloom, Bytes, Log, U256, keccak256, logs_bloom};
 use alloy_rpc_types_engine::{
     CancunPayloadFields, ExecutionPayload, ExecutionPayloadInputV2, ExecutionPayloadSidecar,
     ExecutionPayloadV1, ExecutionPayloadV3, ForkchoiceState, PayloadAttributes, PayloadId,
@@ -25,7 +25,11 @@ use engine_types::{EngineMethod, Fork, codes};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::MockConfig;
+use super::{
+    MockConfig,
+    logs::{BlockBound, BlockSelection, LogFilter},
+};
+use crate::bridge;
 
 const GAS_PER_TX: u64 = 21_000;
 const BASE_FEE: u64 = 7;
@@ -59,12 +63,72 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, RpcFailure> {
     serde_json::to_value(value).map_err(|e| fail(codes::INTERNAL_ERROR, e.to_string()))
 }
 
-/// A block the mock knows, with the balances after it.
+/// A block the mock knows, with the balances after it and its transactions' receipts.
 #[derive(Debug, Clone)]
 struct StoredBlock {
     hash: B256,
     block: Block<TxEnvelope>,
     balances: BTreeMap<Address, U256>,
+    receipts: Vec<SynthesizedReceipt>,
+}
+
+/// What the mock says came of a transaction, in place of executing it.
+#[derive(Debug, Clone)]
+struct SynthesizedReceipt {
+    tx_hash: B256,
+    tx_type: u8,
+    from: Address,
+    to: Option<Address>,
+    success: bool,
+    logs: Vec<Log>,
+}
+
+/// Receipts of `transactions` without an EVM: every transaction succeeds without logs, except
+/// calls to the bridge, which emit what `Bridge.sol` emits, or revert where it reverts (see
+/// [`bridge::decode_request_peg_out`]). Value and gas are not charged; the mock's state is only
+/// the withdrawal balances.
+fn synthesize_receipts(
+    config: &MockConfig,
+    transactions: &[TxEnvelope],
+) -> Vec<SynthesizedReceipt> {
+    transactions
+        .iter()
+        .map(|tx| {
+            let from = tx.recover_signer().unwrap_or_default();
+            let to = alloy_consensus::Transaction::to(tx);
+            let (success, logs) = if to == Some(config.bridge_address) {
+                let input = alloy_consensus::Transaction::input(tx);
+                match bridge::decode_request_peg_out(input) {
+                    Some(bitcoin_address) => {
+                        let value = alloy_consensus::Transaction::value(tx);
+                        let log = bridge::request_peg_out_log(
+                            config.bridge_address,
+                            from,
+                            bitcoin_address,
+                            value,
+                        );
+                        (true, vec![log])
+                    }
+                    None => (false, Vec::new()),
+                }
+            } else {
+                (true, Vec::new())
+            };
+            SynthesizedReceipt {
+                tx_hash: *tx.tx_hash(),
+                tx_type: tx.tx_type() as u8,
+                from,
+                to,
+                success,
+                logs,
+            }
+        })
+        .collect()
+}
+
+/// The block's bloom: the union of its receipts' blooms.
+fn block_bloom(receipts: &[SynthesizedReceipt]) -> Bloom {
+    logs_bloom(receipts.iter().flat_map(|r| &r.logs))
 }
 
 /// Summary of a block, for test assertions.
@@ -154,6 +218,7 @@ impl MockChain {
             hash,
             block: Block { header, body },
             balances,
+            receipts: Vec::new(),
         };
         Self {
             blocks: HashMap::from([(hash, genesis)]),
@@ -423,24 +488,17 @@ impl MockChain {
                 Ok(json!(balance))
             }
             "eth_getLogs" => {
-                // No EVM, so no logs; the filter is still checked for shape.
-                let _filter: alloy_rpc_types_eth::Filter = param(params, 0)?;
-                Ok(json!([]))
+                let filter = LogFilter::parse(params.get(0).unwrap_or(&Value::Null))?;
+                self.logs(&filter)
             }
             "eth_getTransactionReceipt" => {
                 let hash: B256 = param(params, 0)?;
-                for number in 0..self.canonical.len() as u64 {
-                    if let Some(b) = self.canonical_block(number) {
-                        let receipts = receipts_json(b);
-                        if let Some(r) = receipts
-                            .into_iter()
-                            .find(|r| r["transactionHash"] == json!(hash))
-                        {
-                            return Ok(r);
-                        }
-                    }
-                }
-                Ok(Value::Null)
+                let found = self.canonical.iter().find_map(|h| {
+                    let b = self.blocks.get(h)?;
+                    let index = b.receipts.iter().position(|r| r.tx_hash == hash)?;
+                    receipts_json(b).into_iter().nth(index)
+                });
+                Ok(found.unwrap_or(Value::Null))
             }
             "eth_getBlockReceipts" => {
                 let tag = params.get(0).cloned().unwrap_or(Value::Null);
@@ -471,6 +529,70 @@ impl MockChain {
                 format!("the method {other} does not exist/is not available"),
             )),
         }
+    }
+
+    /// The block number a range bound stands for on the canonical chain.
+    fn bound_number(&self, bound: BlockBound) -> Result<u64, RpcFailure> {
+        let number_of = |hash: B256, name: &str| {
+            self.blocks
+                .get(&hash)
+                .filter(|_| !hash.is_zero())
+                .map(|b| b.block.header.number)
+                .ok_or_else(|| fail(codes::SERVER_ERROR, format!("{name} block not found")))
+        };
+        match bound {
+            BlockBound::Latest => Ok(self.canonical.len() as u64 - 1),
+            BlockBound::Safe => number_of(self.safe, "safe"),
+            BlockBound::Finalized => number_of(self.finalized, "finalized"),
+            BlockBound::Number(n) => Ok(n),
+        }
+    }
+
+    /// `eth_getLogs`: the matching logs of the selected blocks' receipts, in chain order.
+    fn logs(&self, filter: &LogFilter) -> Result<Value, RpcFailure> {
+        let blocks: Vec<&StoredBlock> = match filter.blocks {
+            BlockSelection::Hash(hash) => vec![
+                self.blocks
+                    .get(&hash)
+                    .ok_or_else(|| fail(codes::SERVER_ERROR, "unknown block"))?,
+            ],
+            BlockSelection::Range { from, to } => {
+                let (from, to) = (self.bound_number(from)?, self.bound_number(to)?);
+                if from > to {
+                    return Err(fail(codes::INVALID_PARAMS, "invalid block range params"));
+                }
+                let head = self.canonical.len() as u64 - 1;
+                (from..=to.min(head))
+                    .filter_map(|n| self.canonical_block(n))
+                    .collect()
+            }
+        };
+        let mut matched = Vec::new();
+        for b in blocks {
+            // Only receipts with logs are rendered: most blocks have none.
+            if !b
+                .receipts
+                .iter()
+                .any(|r| r.logs.iter().any(|l| filter.matches(l)))
+            {
+                continue;
+            }
+            let receipts = receipts_json(b);
+            for (receipt, rendered) in b.receipts.iter().zip(&receipts) {
+                let Some(logs) = rendered["logs"].as_array() else {
+                    continue;
+                };
+                matched.extend(
+                    receipt
+                        .logs
+                        .iter()
+                        .zip(logs)
+                        .filter(|(log, _)| filter.matches(log))
+                        .map(|(_, rendered)| rendered.clone()),
+                );
+            }
+        }
+        Ok(Value::Array(matched))
     }
 
     fn forkchoice_updated(
@@ -602,6 +724,7 @@ impl MockChain {
             .iter()
             .flat_map(|t| t.tx_hash().to_vec())
             .collect();
+        let receipts = synthesize_receipts(config, &transactions);
         let header = Header {
             parent_hash: parent,
             ommers_hash: EMPTY_OMMER_ROOT_HASH,
@@ -609,7 +732,7 @@ impl MockChain {
             state_root: state_root(&balances),
             transactions_root: calculate_transaction_root(&transactions),
             receipts_root: keccak256(tx_hashes),
-            logs_bloom: Bloom::ZERO,
+            logs_bloom: block_bloom(&receipts),
             difficulty: U256::ZERO,
             number: parent_block.block.header.number + 1,
             gas_limit: 30_000_000,
@@ -639,6 +762,7 @@ impl MockChain {
             hash,
             block: Block { header, body },
             balances,
+            receipts,
         })
     }
 
@@ -817,6 +941,14 @@ impl MockChain {
                 Some("invalid gas used".into()),
             ));
         }
+        let receipts = synthesize_receipts(config, &block.body.transactions);
+        if block_bloom(&receipts) != block.header.logs_bloom {
+            return Ok(status(
+                "INVALID",
+                Some(parent.hash),
+                Some("invalid logs bloom".into()),
+            ));
+        }
         let included: Vec<B256> = block
             .body
             .transactions
@@ -830,6 +962,7 @@ impl MockChain {
                 hash: actual,
                 block,
                 balances,
+                receipts,
             },
         );
         Ok(status("VALID", Some(actual), None))
@@ -894,29 +1027,47 @@ fn block_json(b: &StoredBlock, full: bool) -> Value {
     value
 }
 
+/// A block's receipts as `eth_getBlockReceipts` answers them. `eth_getTransactionReceipt` and
+/// `eth_getLogs` take their answers from here, so the three always agree.
 fn receipts_json(b: &StoredBlock) -> Vec<Value> {
-    b.block
-        .body
-        .transactions
+    let mut next_log_index = 0u64;
+    b.receipts
         .iter()
         .enumerate()
-        .map(|(i, tx)| {
-            let from = tx.recover_signer().unwrap_or_default();
-            let to = alloy_consensus::Transaction::to(tx);
+        .map(|(i, r)| {
+            let logs: Vec<Value> = r
+                .logs
+                .iter()
+                .map(|log| {
+                    let rpc_log = alloy_rpc_types_eth::Log {
+                        inner: log.clone(),
+                        block_hash: Some(b.hash),
+                        block_number: Some(b.block.header.number),
+                        block_timestamp: Some(b.block.header.timestamp),
+                        transaction_hash: Some(r.tx_hash),
+                        transaction_index: Some(i as u64),
+                        // Counted across the whole block, not per transaction.
+                        log_index: Some(next_log_index),
+                        removed: false,
+                    };
+                    next_log_index += 1;
+                    to_json(&rpc_log).unwrap_or(Value::Null)
+                })
+                .collect();
             json!({
-                "type": format!("{:#x}", tx.tx_type() as u8),
-                "status": "0x1",
+                "type": format!("{:#x}", r.tx_type),
+                "status": if r.success { "0x1" } else { "0x0" },
                 "cumulativeGasUsed": format!("{:#x}", GAS_PER_TX * (i as u64 + 1)),
-                "logs": [],
-                "logsBloom": Bloom::ZERO,
-                "transactionHash": tx.tx_hash(),
+                "logs": logs,
+                "logsBloom": logs_bloom(&r.logs),
+                "transactionHash": r.tx_hash,
                 "transactionIndex": format!("{i:#x}"),
                 "blockHash": b.hash,
                 "blockNumber": format!("{:#x}", b.block.header.number),
                 "gasUsed": format!("{GAS_PER_TX:#x}"),
                 "effectiveGasPrice": format!("{BASE_FEE:#x}"),
-                "from": from,
-                "to": to,
+                "from": r.from,
+                "to": r.to,
                 "contractAddress": null,
             })
         })

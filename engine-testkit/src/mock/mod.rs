@@ -5,7 +5,31 @@
 //! uses, keeps an in-memory chain whose block hashes are real header hashes (so a tampered
 //! payload is INVALID), credits withdrawals to balances, records every request, and injects
 //! faults on demand. It does not execute EVM code: transactions from `eth_sendRawTransaction`
-//! are included in built blocks and get successful receipts with fixed gas.
+//! are included in built blocks and get receipts with fixed gas (21 000) that succeed without
+//! logs, with one exception below.
+//!
+//! # Peg-outs: the bridge contract, emulated
+//!
+//! A transaction to [`MockConfig::bridge_address`] (default
+//! [`BRIDGE_ADDRESS`](crate::bridge::BRIDGE_ADDRESS)) gets the receipt the real `Bridge.sol`
+//! would give it, so peg-out code can be tested on the mock:
+//!
+//! * a `requestPegOut(bytes)` call that the contract's ABI decoder accepts (see
+//!   [`decode_request_peg_out`](crate::bridge::decode_request_peg_out)) succeeds with exactly
+//!   one log: address = the bridge, topics = `[keccak("RequestPegOut(address,bytes,uint256)"),
+//!   sender left-padded]`, data = `abi.encode(bitcoinAddress, value)`, byte-identical to what
+//!   EthereumJS emits for the compiled contract;
+//! * anything else sent there (another selector, no calldata, undecodable arguments) fails
+//!   with status `0x0` and no logs, like the contract's revert. Value is not moved either way:
+//!   the mock's state is only the withdrawal balances.
+//!
+//! Logs carry their block hash and number, transaction hash and index and a block-wide
+//! `logIndex`; each receipt's `logsBloom` and the header's `logsBloom` include them (a
+//! `newPayload` whose bloom disagrees is INVALID). `eth_getBlockReceipts`,
+//! `eth_getTransactionReceipt` and `eth_getLogs` render the same stored receipts, so they
+//! always agree. `eth_getLogs` reads canonical blocks (`fromBlock`/`toBlock` as numbers or
+//! tags, default `latest`) or one block by `blockHash`, and filters by `address` (one or a
+//! list) and positional `topics` (`null` = any, nested list = any of), as Geth does.
 //!
 //! ```
 //! # tokio_test_shim::run(async {
@@ -19,6 +43,7 @@
 //! ```
 
 mod chain;
+mod logs;
 
 use std::{
     collections::VecDeque,
@@ -152,6 +177,9 @@ pub struct MockConfig {
     pub capabilities: Option<Vec<String>>,
     /// Added to the mock's clock when checking JWT `iat` (simulates clock drift).
     pub clock_skew_secs: i64,
+    /// Calls to this address get the receipts and `RequestPegOut` logs of the Alys bridge
+    /// contract (see the [module docs](self)).
+    pub bridge_address: Address,
 }
 
 impl Default for MockConfig {
@@ -165,6 +193,7 @@ impl Default for MockConfig {
             profile: ClientProfile::default(),
             capabilities: None,
             clock_skew_secs: 0,
+            bridge_address: crate::bridge::BRIDGE_ADDRESS,
         }
     }
 }
@@ -197,6 +226,13 @@ impl MockConfig {
     /// Shift the mock's clock for JWT checks.
     pub const fn with_clock_skew(mut self, secs: i64) -> Self {
         self.clock_skew_secs = secs;
+        self
+    }
+
+    /// Emulate the bridge contract at `address` instead of
+    /// [`BRIDGE_ADDRESS`](crate::bridge::BRIDGE_ADDRESS).
+    pub const fn with_bridge_address(mut self, address: Address) -> Self {
+        self.bridge_address = address;
         self
     }
 

@@ -1,0 +1,209 @@
+//! The actor tree against real EthereumJS: 50 Alys slots (build with peg-ins → commit → block
+//! with transactions → receipts → finalize every 10th) with the EngineActor crashed and
+//! restarted halfway, and a bridge `requestPegOut` call surfacing as exactly one
+//! `PegOutRequested` event.
+//!
+//! EthereumJS is required (`just setup` installs it): this test fails if it is missing.
+
+// Helpers of a test binary: panicking is how they fail the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{collections::BTreeMap, time::Duration};
+
+use alloy_eips::{BlockId, BlockNumberOrTag};
+use alloy_primitives::{Address, Bytes, U256};
+use engine_actor::{BlockRef, ChildKind, Engine, EngineEvent, EngineSystem};
+use engine_clients::{ClientOptions, ExecutionClient, HttpExecutionClient};
+use engine_testkit::{
+    DEV_PRIVATE_KEY, GenesisOptions, RealClientKind, RealExecutionClient,
+    bridge::{BRIDGE_ADDRESS, bridge_runtime_code, signed_peg_out},
+};
+use engine_types::{AddBalance, BuildPayloadRequest, ConsensusAmount, EngineConfig, ForkSchedule};
+
+const SLOTS: u64 = 50;
+const CRASH_AT: u64 = 25;
+const PEG_OUT_AT: u64 = 7;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_alys_slots_with_a_restart_and_a_peg_out_on_ethereumjs() {
+    let genesis = GenesisOptions::default().with_contract(BRIDGE_ADDRESS, bridge_runtime_code());
+    let el = RealExecutionClient::start(RealClientKind::EthereumJs, &genesis)
+        .await
+        .expect("EthereumJS starts (run `just setup`)");
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig {
+        state_path: Some(dir.path().join("forkchoice.json")),
+        ..EngineConfig::default()
+    };
+    config.fork_schedule = ForkSchedule::shanghai();
+    config.supervision.backoff_initial_ms = 20;
+    let options = ClientOptions::new(el.engine_url(), el.jwt_secret())
+        .with_eth_url(el.eth_url())
+        .with_fork_schedule(config.fork_schedule);
+    let system = EngineSystem::start_with_options(config, vec![options.clone()])
+        .await
+        .expect("engine starts");
+    let engine = system.handle();
+    let legacy = Engine::new(engine.clone());
+    let mut events = engine.subscribe();
+    // An independent client to check the EL's own view at the end.
+    let observer = HttpExecutionClient::connect(options).await.unwrap();
+
+    let bitcoin_address = Bytes::from_static(b"bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq");
+    let peg_out_value = U256::from(2_000_000u64) * U256::from(10_000_000_000u64); // 2,000,000 sat
+    let mut peg_out_tx = None;
+    let mut expected: BTreeMap<Address, U256> = BTreeMap::new();
+    let mut transactions_seen = 0;
+    let started = std::time::Instant::now();
+    for slot in 1..=SLOTS {
+        if slot == CRASH_AT {
+            system.crash_child(ChildKind::Engine);
+            wait(|| async { system.restarts().await.get(&ChildKind::Engine).copied() }).await;
+            let status =
+                wait(|| async { engine.status().await.ok().filter(|s| s.initialized) }).await;
+            println!(
+                "slot {slot:>2}: EngineActor crashed and restarted; reloaded head #{} {}",
+                status.forkchoice.head_number, status.forkchoice.head
+            );
+        }
+        if slot == PEG_OUT_AT {
+            let (raw, tx) =
+                signed_peg_out(DEV_PRIVATE_KEY, 263_634, 0, &bitcoin_address, peg_out_value)
+                    .unwrap();
+            assert_eq!(engine.send_raw_transaction(raw).await.unwrap(), tx);
+            peg_out_tx = Some(tx);
+        }
+        let peg_ins = vec![
+            AddBalance(
+                Address::with_last_byte(slot as u8),
+                ConsensusAmount::from_satoshi(1_000 * slot).unwrap(),
+            ),
+            AddBalance(
+                Address::repeat_byte(0xee),
+                ConsensusAmount::from_satoshi(7).unwrap(),
+            ),
+        ];
+        let head = engine.forkchoice().await.unwrap();
+        let built = engine
+            .build_payload(
+                BuildPayloadRequest::new(head.head_timestamp + 2).with_peg_ins(peg_ins.clone()),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("slot {slot}: build failed: {e}\n{}", el.log_tail(30)));
+        let hash = engine
+            .commit_payload(built.execution_data)
+            .await
+            .unwrap_or_else(|e| panic!("slot {slot}: commit failed: {e}"));
+        for p in &peg_ins {
+            *expected.entry(p.address()).or_default() += p.amount().to_wei();
+        }
+        let block = legacy
+            .get_block_with_txs(&hash)
+            .await
+            .unwrap()
+            .expect("committed block");
+        let receipts = engine.get_receipts(hash).await.unwrap();
+        assert_eq!(
+            receipts.len(),
+            block.transactions.len(),
+            "one receipt per transaction"
+        );
+        transactions_seen += block.transactions.len();
+        if slot % 10 == 0 {
+            engine.finalize(hash).await.unwrap();
+        }
+        println!(
+            "slot {slot:>2}: block #{} {hash} txs {} peg-ins {}",
+            block.header.number,
+            block.transactions.len(),
+            peg_ins.len()
+        );
+    }
+    let elapsed = started.elapsed();
+
+    // Every peg-in credited at the EL.
+    for (address, want) in &expected {
+        let got = observer.balance(*address, BlockId::latest()).await.unwrap();
+        assert_eq!(got, *want, "peg-ins to {address}");
+    }
+    // The EL's finalized block is ours, and so is its head.
+    let ours = engine.forkchoice().await.unwrap();
+    let el_finalized = observer
+        .block(BlockId::Number(BlockNumberOrTag::Finalized), false)
+        .await
+        .unwrap()
+        .unwrap();
+    let el_head = observer
+        .block(BlockId::latest(), false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(el_finalized.header.hash, ours.finalized);
+    assert_eq!(el_finalized.header.number, SLOTS);
+    assert_eq!(el_head.header.hash, ours.head);
+    let cached_finalized = engine
+        .get_block(BlockRef::Finalized, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cached_finalized.header.hash, ours.finalized);
+
+    // The peg-out: exactly one event, with the amount and bitcoin address bytes.
+    let tx = peg_out_tx.expect("peg-out sent");
+    let mut peg_outs = Vec::new();
+    while let Ok(event) = tokio::time::timeout(Duration::from_millis(500), events.recv()).await {
+        match event {
+            Ok(EngineEvent::PegOutRequested(p)) => peg_outs.push(p),
+            Err(e) => panic!("event stream: {e}"),
+        }
+    }
+    assert_eq!(peg_outs.len(), 1, "{peg_outs:?}");
+    let p = &peg_outs[0];
+    assert_eq!(p.tx_hash, tx);
+    assert_eq!(p.value_wei, peg_out_value);
+    assert_eq!(p.bitcoin_address, bitcoin_address);
+    assert_eq!(p.evm_address, engine_testkit::DEV_ACCOUNT);
+
+    let status = engine.status().await.unwrap();
+    let restarts = system.restarts().await;
+    println!(
+        "{SLOTS} slots in {:.1} s ({:.0} ms/slot incl. reads), {transactions_seen} transactions, finalized #{} {}, restarts {:?}",
+        elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1e3 / SLOTS as f64,
+        el_finalized.header.number,
+        ours.finalized,
+        restarts
+    );
+    println!(
+        "peg-out: tx {} block #{} {} sat to {:?}",
+        p.tx_hash,
+        p.block_number,
+        p.value_wei / U256::from(10_000_000_000u64),
+        String::from_utf8_lossy(&p.bitcoin_address)
+    );
+    println!(
+        "caches: blocks {} hits / {} misses, receipts {} hits / {} joined the post-commit fetch / {} misses, payloads {} entries",
+        status.caches.blocks.hits,
+        status.caches.blocks.misses,
+        status.caches.receipts.hits,
+        status.caches.receipts_joined_in_flight,
+        status.caches.receipts.misses,
+        status.caches.payloads.len
+    );
+    assert_eq!(restarts.get(&ChildKind::Engine), Some(&1));
+    system.shutdown().await;
+}
+
+async fn wait<T, F, Fut>(mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..300 {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("condition not reached within 6 s");
+}

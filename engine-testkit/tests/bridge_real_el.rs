@@ -1,0 +1,286 @@
+//! The compiled `Bridge.sol` on real EthereumJS, against the mock's emulation of it: the same
+//! signed transactions go to both, and the mock must produce the same `RequestPegOut` log
+//! (topics, data, bloom) and revert exactly where the contract reverts.
+//!
+//! EthereumJS is required (`just setup` installs it): these tests fail if it cannot start.
+
+// Helpers of a test binary: panicking is how they fail the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use alloy_eips::BlockId;
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256, address};
+use alloy_rpc_types_engine::{ForkchoiceState, PayloadAttributes};
+use alloy_rpc_types_eth::{Filter, TransactionReceipt};
+use alloy_sol_types::SolEvent;
+use engine_clients::{ClientOptions, ExecutionClient, HttpExecutionClient};
+use engine_testkit::{
+    DEV_ACCOUNT, DEV_PRIVATE_KEY, GenesisOptions, MockExecutionLayer, RealClientKind,
+    RealExecutionClient,
+    bridge::{
+        BRIDGE_ADDRESS, PEG_OUT_GAS_LIMIT, RequestPegOut, bridge_runtime_code,
+        request_peg_out_calldata, signed_peg_out,
+    },
+    mock::{ClientProfile, MockConfig},
+    tx::signed_eip1559,
+};
+use engine_types::{ForkSchedule, require_valid};
+
+const CHAIN_ID: u64 = GenesisOptions::DEFAULT_CHAIN_ID;
+/// Where `Bridge.sol` sends the value it burns.
+const BURN_ADDRESS: Address = address!("000000000000000000000000000000000000dEaD");
+/// A 34-character base58 P2PKH address, as a user would pass it.
+const BTC_ADDRESS: &[u8] = b"1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2";
+/// 0.02 BTC: 2 000 000 sat at 1e10 wei per sat.
+const PEG_OUT_WEI: u64 = 2_000_000 * 10_000_000_000;
+const MAX_SLOTS: usize = 5;
+/// Not [`engine_types::DEFAULT_FEE_RECIPIENT`]: that is 0x…dEaD too, and the priority fees
+/// would then mix with the burnt value.
+const FEE_RECIPIENT: Address = Address::repeat_byte(0xfe);
+
+async fn start_ethereumjs() -> (RealExecutionClient, HttpExecutionClient) {
+    let genesis = GenesisOptions::default().with_contract(BRIDGE_ADDRESS, bridge_runtime_code());
+    let el = RealExecutionClient::start(RealClientKind::EthereumJs, &genesis)
+        .await
+        .unwrap_or_else(|err| panic!("EthereumJS is required for `just test`: {err}"));
+    let options = ClientOptions::new(el.engine_url(), el.jwt_secret())
+        .with_eth_url(el.eth_url())
+        .with_fork_schedule(ForkSchedule::shanghai());
+    let client = HttpExecutionClient::connect(options)
+        .await
+        .unwrap_or_else(|e| panic!("connect failed: {e}\n{}", el.log_tail(40)));
+    (el, client)
+}
+
+async fn start_mock() -> (MockExecutionLayer, HttpExecutionClient) {
+    // Same chain id as the genesis above, so the very same signed bytes are valid on both.
+    let mut config = MockConfig::default().with_profile(ClientProfile::nethermind());
+    config.chain_id = CHAIN_ID;
+    let mock = MockExecutionLayer::start(config).await.unwrap();
+    let options = ClientOptions::new(mock.url(), mock.jwt_secret())
+        .with_fork_schedule(mock.config().fork_schedule);
+    let client = HttpExecutionClient::connect(options).await.unwrap();
+    (mock, client)
+}
+
+/// One Alys slot on the current head (fcU with attributes → getPayload → newPayload → fcU);
+/// returns the new head's hash and number.
+async fn slot(client: &HttpExecutionClient) -> (B256, u64) {
+    let head = client
+        .block(BlockId::latest(), false)
+        .await
+        .unwrap()
+        .unwrap();
+    let timestamp = head.header.timestamp + 1;
+    let state = ForkchoiceState {
+        head_block_hash: head.header.hash,
+        safe_block_hash: B256::ZERO,
+        finalized_block_hash: B256::ZERO,
+    };
+    let attrs = PayloadAttributes {
+        timestamp,
+        prev_randao: B256::ZERO,
+        suggested_fee_recipient: FEE_RECIPIENT,
+        withdrawals: Some(Vec::new()),
+        parent_beacon_block_root: None,
+    };
+    let id = client
+        .forkchoice_updated(state, Some(attrs))
+        .await
+        .unwrap()
+        .payload_id
+        .expect("payload id");
+    // Give the builder a moment to pick up the pool.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let built = client.get_payload(id, timestamp, None).await.unwrap();
+    let status = client.new_payload(&built.execution_data).await.unwrap();
+    require_valid(&status, built.block_hash()).unwrap();
+    let commit = ForkchoiceState {
+        head_block_hash: built.block_hash(),
+        ..state
+    };
+    let updated = client.forkchoice_updated(commit, None).await.unwrap();
+    assert!(updated.payload_status.is_valid(), "{updated:?}");
+    (built.block_hash(), built.block_number())
+}
+
+/// Sends `raw` and drives slots until its receipt appears (at most [`MAX_SLOTS`]).
+async fn include(client: &HttpExecutionClient, raws: &[Bytes]) -> Vec<TransactionReceipt> {
+    let mut hashes = Vec::new();
+    for raw in raws {
+        hashes.push(client.send_raw_transaction(raw.clone()).await.unwrap());
+    }
+    let mut receipts = Vec::new();
+    for _ in 0..MAX_SLOTS {
+        slot(client).await;
+        receipts.clear();
+        for hash in &hashes {
+            match client.transaction_receipt(*hash).await.unwrap() {
+                Some(receipt) => receipts.push(receipt),
+                None => break,
+            }
+        }
+        if receipts.len() == hashes.len() {
+            return receipts;
+        }
+    }
+    panic!("{hashes:?} not all included within {MAX_SLOTS} slots");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peg_out_on_ethereumjs_emits_the_log_the_mock_synthesizes() {
+    let (el, client) = start_ethereumjs().await;
+    let value = U256::from(PEG_OUT_WEI);
+    let (raw, tx_hash) = signed_peg_out(DEV_PRIVATE_KEY, CHAIN_ID, 0, BTC_ADDRESS, value).unwrap();
+
+    let [receipt] = &include(&client, std::slice::from_ref(&raw)).await[..] else {
+        unreachable!("one transaction, one receipt")
+    };
+    assert!(
+        receipt.status(),
+        "peg-out reverted: {receipt:?}\n{}",
+        el.log_tail(30)
+    );
+    let block_number = receipt.block_number.unwrap();
+    let [log] = receipt.inner.logs() else {
+        panic!("expected exactly one log: {receipt:?}");
+    };
+    assert_eq!(log.address(), BRIDGE_ADDRESS);
+    assert_eq!(
+        log.topics(),
+        [RequestPegOut::SIGNATURE_HASH, DEV_ACCOUNT.into_word()]
+    );
+    let event = RequestPegOut::decode_log(&log.inner).unwrap().data;
+    assert_eq!(event._evmAddress, DEV_ACCOUNT);
+    assert_eq!(event._bitcoinAddress.as_ref(), BTC_ADDRESS);
+    assert_eq!(event._value, value);
+    assert_eq!(log.transaction_hash, Some(tx_hash));
+    assert_eq!(log.block_number, Some(block_number));
+    println!(
+        "EthereumJS: peg-out {tx_hash} in block #{block_number}, gas used {}",
+        receipt.gas_used
+    );
+    println!("  topics: {:?}", log.topics());
+    println!("  data:   {}", log.data().data);
+    println!(
+        "  event:  RequestPegOut {{ _evmAddress: {}, _bitcoinAddress: {:?} ({}), _value: {} wei }}",
+        event._evmAddress,
+        String::from_utf8_lossy(&event._bitcoinAddress),
+        event._bitcoinAddress,
+        event._value
+    );
+
+    // The value is burnt: it sits at 0x…dEaD, not in the bridge.
+    assert_eq!(
+        client
+            .balance(BURN_ADDRESS, BlockId::latest())
+            .await
+            .unwrap(),
+        value
+    );
+    assert_eq!(
+        client
+            .balance(BRIDGE_ADDRESS, BlockId::latest())
+            .await
+            .unwrap(),
+        U256::ZERO
+    );
+
+    // eth_getLogs by address and event topic finds it; block receipts carry it too.
+    let filter = Filter::new()
+        .address(BRIDGE_ADDRESS)
+        .event_signature(RequestPegOut::SIGNATURE_HASH)
+        .from_block(0)
+        .to_block(block_number);
+    let found = client.logs(&filter).await.unwrap();
+    assert_eq!(found, vec![log.clone()]);
+    let in_block = client
+        .block_receipts(BlockId::number(block_number))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(in_block.iter().any(|r| r.inner.logs() == [log.clone()]));
+
+    // The same signed bytes through the mock: the same log, byte for byte, and the same bloom.
+    let (_mock, mock_client) = start_mock().await;
+    let [mock_receipt] = &include(&mock_client, &[raw]).await[..] else {
+        unreachable!("one transaction, one receipt")
+    };
+    assert_eq!(mock_receipt.transaction_hash, tx_hash);
+    assert!(mock_receipt.status());
+    let [mock_log] = mock_receipt.inner.logs() else {
+        panic!("mock: expected exactly one log: {mock_receipt:?}");
+    };
+    assert_eq!(mock_log.inner, log.inner, "address, topics and data");
+    assert_eq!(mock_receipt.inner.logs_bloom(), receipt.inner.logs_bloom());
+    assert_eq!(mock_log.log_index, log.log_index);
+    assert_eq!(mock_log.transaction_index, log.transaction_index);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_reverts_exactly_where_the_compiled_bridge_reverts() {
+    let good = request_peg_out_calldata(b"tb1qexample").to_vec();
+    let mut length_past_end = good.clone();
+    length_past_end[4 + 63] = 0x40;
+    let mut huge_offset = good.clone();
+    huge_offset[4 + 23] = 1;
+    let mut trailing_and_dirty = good.clone();
+    *trailing_and_dirty.last_mut().unwrap() = 0xee;
+    trailing_and_dirty.extend_from_slice(&[0xab; 7]);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("no calldata", Vec::new()),
+        ("unknown selector", vec![0x12, 0x34, 0x56, 0x78]),
+        ("selector only", good[..4].to_vec()),
+        ("head cut short", good[..20].to_vec()),
+        ("length past the end", length_past_end),
+        ("offset above 2^64", huge_offset),
+        ("bytes cut short", good[..4 + 64 + 5].to_vec()),
+        ("unpadded tail", good[..4 + 64 + 11].to_vec()),
+        ("trailing bytes, dirty padding", trailing_and_dirty),
+        ("canonical", good.clone()),
+    ];
+    let raws: Vec<Bytes> = cases
+        .iter()
+        .enumerate()
+        .map(|(nonce, (_, input))| {
+            signed_eip1559(
+                DEV_PRIVATE_KEY,
+                CHAIN_ID,
+                nonce as u64,
+                TxKind::Call(BRIDGE_ADDRESS),
+                U256::from(1_000u64),
+                Bytes::from(input.clone()),
+                PEG_OUT_GAS_LIMIT,
+            )
+            .unwrap()
+            .0
+        })
+        .collect();
+
+    let (el, client) = start_ethereumjs().await;
+    let (_mock, mock_client) = start_mock().await;
+    let real = include(&client, &raws).await;
+    let emulated = include(&mock_client, &raws).await;
+    for (((name, _), real), emulated) in cases.iter().zip(&real).zip(&emulated) {
+        println!(
+            "{name:<30} EthereumJS status {} logs {}; mock status {} logs {}",
+            real.status(),
+            real.inner.logs().len(),
+            emulated.status(),
+            emulated.inner.logs().len()
+        );
+        assert_eq!(
+            emulated.status(),
+            real.status(),
+            "{name}\n{}",
+            el.log_tail(20)
+        );
+        let strip = |r: &TransactionReceipt| -> Vec<_> {
+            r.inner.logs().iter().map(|l| l.inner.clone()).collect()
+        };
+        assert_eq!(strip(emulated), strip(real), "{name}: logs");
+    }
+    // Both sides saw reverts and successes, so the comparison pinned something.
+    assert!(real.iter().any(|r| !r.status()) && real.iter().any(|r| r.status()));
+}
