@@ -32,8 +32,8 @@ use tracing::{Instrument, debug, error, info, warn};
 use crate::{
     cache::TtlCache,
     messages::{
-        BlockRef, CachesStatus, EngineEvent, EngineMsg, EngineRef, EngineStatus, ReadRequest,
-        Reply, RequestContext, WriteRequest,
+        BlockRef, CachesStatus, EngineEvent, EngineMsg, EngineRef, EngineStatus, PayloadRef,
+        ReadRequest, Reply, RequestContext, WriteRequest,
     },
     pegout::peg_outs_in_receipts,
     persistence::{self, ForkchoiceSnapshot},
@@ -817,15 +817,14 @@ impl EngineActor {
                     Ok(found)
                 });
             }
-            ReadRequest::GetPayload(id, reply) => {
-                let answer = state
-                    .payloads
-                    .get(&id)
-                    .ok_or_else(|| EngineError::NotFound {
-                        what: format!(
-                            "payload {id} (not built by this engine, or expired from the cache)"
-                        ),
-                    });
+            ReadRequest::GetPayload(payload, reply) => {
+                let id = match payload {
+                    PayloadRef::Id(id) => Some(id),
+                    PayloadRef::BlockHash(hash) => state.payload_ids.get(&hash),
+                };
+                let answer = id.and_then(|id| state.payloads.get(&id)).ok_or_else(|| EngineError::NotFound {
+                    what: format!("payload {payload:?} (not built by this engine, or expired from the cache)"),
+                });
                 let _ = reply.send(answer);
             }
             ReadRequest::GetLogs(filter, reply) => {

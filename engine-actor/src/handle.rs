@@ -13,7 +13,7 @@ use alloy_consensus::TxEnvelope;
 use alloy_eips::BlockNumberOrTag;
 use alloy_primitives::{B256, Bytes};
 use alloy_rpc_types_engine::{
-    ExecutionData, ExecutionPayload, ExecutionPayloadBodiesV1, ForkchoiceState, PayloadId,
+    ExecutionData, ExecutionPayload, ExecutionPayloadBodiesV1, ForkchoiceState,
 };
 use alloy_rpc_types_eth::{Block, Filter, Log, TransactionReceipt};
 use engine_clients::{BuiltPayload, SyncState};
@@ -23,7 +23,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::{
     messages::{
-        BlockRef, EngineEvent, EngineMsg, EngineRef, EngineStatus, ReadRequest, Reply,
+        BlockRef, EngineEvent, EngineMsg, EngineRef, EngineStatus, PayloadRef, ReadRequest, Reply,
         RequestContext, WriteRequest,
     },
     persistence::ForkchoiceSnapshot,
@@ -188,9 +188,13 @@ impl EngineHandle {
         .await
     }
 
-    /// A payload this engine built (cache only).
-    pub async fn get_payload(&self, id: PayloadId) -> Result<BuiltPayload, EngineError> {
-        self.read("get_payload", |r| ReadRequest::GetPayload(id, r))
+    /// A payload this engine built, by payload id or block hash (cache only).
+    pub async fn get_payload(
+        &self,
+        payload: impl Into<PayloadRef>,
+    ) -> Result<BuiltPayload, EngineError> {
+        let payload = payload.into();
+        self.read("get_payload", |r| ReadRequest::GetPayload(payload, r))
             .await
     }
 

@@ -66,6 +66,21 @@ impl BlockRef {
     }
 }
 
+/// How a [`ReadRequest::GetPayload`] names the payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum PayloadRef {
+    /// The id forkchoiceUpdated returned.
+    Id(PayloadId),
+    /// The built block's hash (e.g. a payload received back over gossip).
+    BlockHash(B256),
+}
+
+impl From<PayloadId> for PayloadRef {
+    fn from(id: PayloadId) -> Self {
+        Self::Id(id)
+    }
+}
+
 /// Cache counters of the engine.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CachesStatus {
@@ -137,8 +152,8 @@ pub enum ReadRequest {
         /// Reply.
         reply: Reply<Option<Block>>,
     },
-    /// A payload built earlier, by id.
-    GetPayload(PayloadId, Reply<BuiltPayload>),
+    /// A payload built earlier, by payload id or block hash.
+    GetPayload(PayloadRef, Reply<BuiltPayload>),
     /// `eth_getLogs`.
     GetLogs(Box<Filter>, Reply<Vec<Log>>),
     /// A transaction receipt.

@@ -11,6 +11,7 @@ use alloy_primitives::{Address, B256, U256};
 use alloy_rpc_types_engine::{ExecutionPayload, ForkchoiceState};
 use engine_actor::{
     BlockRef, ChildKind, CircuitState, Engine, EngineHandle, EngineSystem, ForkchoiceSnapshot,
+    PayloadRef,
 };
 use engine_clients::ClientOptions;
 use engine_testkit::{
@@ -391,6 +392,12 @@ async fn validate_payload_does_not_move_the_head() {
     // The payload is cached by id.
     let cached = f.engine.get_payload(built.payload_id).await.unwrap();
     assert_eq!(cached.block_hash(), built.block_hash());
+    let by_hash = f
+        .engine
+        .get_payload(PayloadRef::BlockHash(built.block_hash()))
+        .await
+        .unwrap();
+    assert_eq!(by_hash.payload_id, built.payload_id);
     let missing = f
         .engine
         .get_payload(alloy_rpc_types_engine::PayloadId::new([9; 8]))
@@ -665,4 +672,51 @@ async fn start_fails_with_a_clear_reason_when_the_el_is_unreachable() {
         text.contains("did not synchronise") && text.contains("127.0.0.1:9"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_bridge_peg_out_in_a_committed_block_is_published_once() {
+    let f = fixture().await;
+    let mut events = f.engine.subscribe();
+    let bitcoin_address =
+        alloy_primitives::Bytes::from_static(b"tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx");
+    let value = U256::from(10u64).pow(U256::from(16));
+    let (raw, peg_out_tx) = engine_testkit::bridge::signed_peg_out(
+        DEV_PRIVATE_KEY,
+        263_634,
+        0,
+        &bitcoin_address,
+        value,
+    )
+    .unwrap();
+    f.engine.send_raw_transaction(raw).await.unwrap();
+    let (raw, _) = signed_transfer(
+        DEV_PRIVATE_KEY,
+        263_634,
+        1,
+        Address::repeat_byte(3),
+        U256::from(5u64),
+    )
+    .unwrap();
+    f.engine.send_raw_transaction(raw).await.unwrap();
+    let head = slot(&f.engine, vec![]).await;
+    let event = tokio::time::timeout(Duration::from_secs(4), events.recv())
+        .await
+        .expect("an event")
+        .unwrap();
+    let engine_actor::EngineEvent::PegOutRequested(p) = event;
+    assert_eq!(
+        (p.tx_hash, p.block_hash, p.block_number),
+        (peg_out_tx, head, 1)
+    );
+    assert_eq!(p.evm_address, DEV_ACCOUNT);
+    assert_eq!(p.bitcoin_address, bitcoin_address);
+    assert_eq!(p.value_wei, value);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), events.recv())
+            .await
+            .is_err(),
+        "exactly one event"
+    );
+    f.system.shutdown().await;
 }
