@@ -35,9 +35,13 @@ lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Criterion benchmarks.
+# Criterion benchmarks against the in-process mock.
 bench:
     cargo bench -p engine-benches
+
+# Benchmarks against the real EthereumJS client (not part of CI).
+bench-e2e: _el-if-needed
+    BENCH_EL=ethereumjs cargo bench -p engine-benches --bench prepared_build
 
 # API docs for every crate.
 docs:

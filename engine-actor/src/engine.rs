@@ -33,7 +33,7 @@ use crate::{
     cache::TtlCache,
     messages::{
         BlockRef, CachesStatus, EngineEvent, EngineMsg, EngineRef, EngineStatus, PayloadRef,
-        ReadRequest, Reply, RequestContext, WriteRequest,
+        PreparationStats, ReadRequest, Reply, RequestContext, WriteRequest,
     },
     pegout::peg_outs_in_receipts,
     persistence::{self, ForkchoiceSnapshot},
@@ -64,6 +64,31 @@ pub struct Changes {
     pin: Option<B256>,
     fetch_receipts: Option<(B256, u64)>,
     initialized: bool,
+    preparation: Option<PreparationChange>,
+    build_latency: Option<(bool, Duration)>,
+}
+
+/// A forkchoiceUpdated with attributes sent ahead of the slot, and what it was for.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    parent: B256,
+    attributes: PayloadAttributes,
+    payload_id: PayloadId,
+}
+
+/// What a write did to the preparation.
+#[derive(Debug)]
+enum PreparationChange {
+    /// A new preparation (replacing any older one, which is then wasted).
+    Made(Prepared),
+    /// The build used the preparation.
+    Used,
+    /// The build matched, but the EL no longer knew the payload (-38001): built afresh.
+    UnknownToEl,
+    /// The build did not match (e.g. peg-ins changed): the preparation was dropped.
+    Wasted,
+    /// There was no preparation.
+    None,
 }
 
 /// What a write task sends back: the changes and how to answer the caller.
@@ -78,6 +103,7 @@ struct WriteEnv {
     snapshot: ForkchoiceSnapshot,
     primary: SessionRef,
     all: Vec<SessionRef>,
+    prepared: Option<Prepared>,
 }
 
 /// State of the EngineActor.
@@ -100,6 +126,8 @@ pub struct EngineState {
     /// `eth_getBlockReceipts` per block, however many callers ask meanwhile).
     receipts_in_flight: HashMap<B256, Vec<Reply<Vec<TransactionReceipt>>>>,
     receipts_joined: u64,
+    prepared: Option<Prepared>,
+    preparation: PreparationStats,
 }
 
 /// The engine actor.
@@ -162,6 +190,7 @@ impl EngineState {
             snapshot: self.snapshot,
             primary,
             all,
+            prepared: self.prepared.clone(),
         })
     }
 
@@ -374,10 +403,12 @@ async fn persist(config: &EngineConfig, snapshot: ForkchoiceSnapshot) -> Result<
         })?
 }
 
-async fn build(
+/// The attributes a build request turns into, the same way for preparing and building, so a
+/// preparation matches its build exactly when the caller asked for the same thing.
+async fn attributes_for(
     env: &WriteEnv,
-    req: BuildPayloadRequest,
-) -> Result<(BuiltPayload, Changes), EngineError> {
+    req: &BuildPayloadRequest,
+) -> Result<(B256, PayloadAttributes), EngineError> {
     let parent = req.parent.unwrap_or(env.snapshot.head);
     let parent_timestamp = if parent == env.snapshot.head {
         env.snapshot.head_timestamp
@@ -397,6 +428,15 @@ async fn build(
         withdrawals: Some(withdrawals),
         parent_beacon_block_root: root,
     };
+    Ok((parent, attributes))
+}
+
+/// forkchoiceUpdated(head = parent, attributes) on the primary → the payload id.
+async fn start_build(
+    env: &WriteEnv,
+    parent: B256,
+    attributes: PayloadAttributes,
+) -> Result<PayloadId, EngineError> {
     let state = ForkchoiceState {
         head_block_hash: parent,
         safe_block_hash: env.snapshot.safe,
@@ -407,28 +447,83 @@ async fn build(
     })
     .await?;
     require_fcu_valid(&updated, parent)?;
-    let payload_id = updated
+    updated
         .payload_id
         .ok_or_else(|| EngineError::MissingInResponse {
             method: "engine_forkchoiceUpdated".into(),
             missing: "a payload id for the build".into(),
-        })?;
-    let timestamp = req.timestamp;
-    let built = run_on(&env.primary, move |c| async move {
-        c.get_payload(payload_id, timestamp, root).await
-    })
-    .await?;
-    let mut snapshot = env.snapshot;
-    snapshot.next_withdrawal_index += req.peg_ins.len() as u64;
-    persist(&env.config, snapshot).await?;
+        })
+}
+
+async fn prepare(
+    env: &WriteEnv,
+    req: BuildPayloadRequest,
+) -> Result<(PayloadId, Changes), EngineError> {
+    let (parent, attributes) = attributes_for(env, &req).await?;
+    let payload_id = start_build(env, parent, attributes.clone()).await?;
+    let prepared = Prepared {
+        parent,
+        attributes,
+        payload_id,
+    };
     Ok((
-        built.clone(),
+        payload_id,
         Changes {
-            snapshot: Some(snapshot),
-            built: Some(built),
+            preparation: Some(PreparationChange::Made(prepared)),
             ..Changes::default()
         },
     ))
+}
+
+async fn build(
+    env: &WriteEnv,
+    req: BuildPayloadRequest,
+) -> Result<(BuiltPayload, Changes), EngineError> {
+    let started = tokio::time::Instant::now();
+    let (parent, attributes) = attributes_for(env, &req).await?;
+    let root = attributes.parent_beacon_block_root;
+    let timestamp = req.timestamp;
+    let get_payload = |payload_id: PayloadId| {
+        run_on(&env.primary, move |c| async move {
+            c.get_payload(payload_id, timestamp, root).await
+        })
+    };
+    // A preparation for exactly this parent and these attributes: the EL has been building
+    // since, so only getPayload is left to do.
+    let (built, preparation) = match &env.prepared {
+        Some(p) if p.parent == parent && p.attributes == attributes => {
+            match get_payload(p.payload_id).await {
+                Ok(built) => (built, PreparationChange::Used),
+                Err(EngineError::UnknownPayload { .. }) => {
+                    debug!(payload_id = %p.payload_id, "prepared payload unknown to the EL; building afresh");
+                    let id = start_build(env, parent, attributes).await?;
+                    (get_payload(id).await?, PreparationChange::UnknownToEl)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        stale => {
+            let id = start_build(env, parent, attributes).await?;
+            let change = if stale.is_some() {
+                PreparationChange::Wasted
+            } else {
+                PreparationChange::None
+            };
+            (get_payload(id).await?, change)
+        }
+    };
+    let latency = started.elapsed();
+    let mut snapshot = env.snapshot;
+    snapshot.next_withdrawal_index += req.peg_ins.len() as u64;
+    persist(&env.config, snapshot).await?;
+    let changes = Changes {
+        snapshot: Some(snapshot),
+        built: Some(built.clone()),
+        build_latency: Some((matches!(preparation, PreparationChange::Used), latency)),
+        preparation: Some(preparation),
+        ..Changes::default()
+    };
+    Ok((built, changes))
 }
 
 async fn validate(env: &WriteEnv, data: ExecutionData) -> Result<((), Changes), EngineError> {
@@ -603,6 +698,7 @@ async fn set_forkchoice(
 async fn execute(env: WriteEnv, request: WriteRequest) -> WriteOutcome {
     match request {
         WriteRequest::BuildPayload(req, reply) => finish(build(&env, req).await, reply),
+        WriteRequest::PreparePayload(req, reply) => finish(prepare(&env, req).await, reply),
         WriteRequest::CommitPayload(data, reply) => finish(commit(&env, *data).await, reply),
         WriteRequest::ValidatePayload(data, reply) => finish(validate(&env, *data).await, reply),
         WriteRequest::FinalizeBlock(hash, reply) => finish(finalize(&env, hash).await, reply),
@@ -625,7 +721,7 @@ async fn execute(env: WriteEnv, request: WriteRequest) -> WriteOutcome {
 fn precheck(state: &EngineState, request: &WriteRequest) -> Result<(), EngineError> {
     let config = &state.config;
     match request {
-        WriteRequest::BuildPayload(req, _) => {
+        WriteRequest::BuildPayload(req, _) | WriteRequest::PreparePayload(req, _) => {
             req.validate(config.max_withdrawals_per_block, &config.fork_schedule)
         }
         WriteRequest::CommitPayload(data, _) | WriteRequest::ValidatePayload(data, _) => {
@@ -646,6 +742,7 @@ fn precheck(state: &EngineState, request: &WriteRequest) -> Result<(), EngineErr
 fn fail_request(request: WriteRequest, error: EngineError) {
     match request {
         WriteRequest::BuildPayload(_, r) => drop(r.send(Err(error))),
+        WriteRequest::PreparePayload(_, r) => drop(r.send(Err(error))),
         WriteRequest::CommitPayload(_, r) => drop(r.send(Err(error))),
         WriteRequest::ValidatePayload(_, r)
         | WriteRequest::FinalizeBlock(_, r)
@@ -714,6 +811,38 @@ impl EngineActor {
                 .payload_ids
                 .insert(built.block_hash(), built.payload_id);
             state.payloads.insert(built.payload_id, built);
+        }
+        if let Some(change) = changes.preparation {
+            let stats = &mut state.preparation;
+            match change {
+                PreparationChange::Made(prepared) => {
+                    stats.made += 1;
+                    if state.prepared.replace(prepared).is_some() {
+                        stats.wasted += 1;
+                    }
+                }
+                PreparationChange::Used => {
+                    stats.used += 1;
+                    state.prepared = None;
+                }
+                PreparationChange::UnknownToEl => {
+                    stats.unknown_to_el += 1;
+                    state.prepared = None;
+                }
+                PreparationChange::Wasted => {
+                    stats.wasted += 1;
+                    state.prepared = None;
+                }
+                PreparationChange::None => {}
+            }
+        }
+        if let Some((prepared, latency)) = changes.build_latency {
+            let l = if prepared {
+                &mut state.preparation.prepared_builds
+            } else {
+                &mut state.preparation.unprepared_builds
+            };
+            l.record(latency);
         }
         if let Some(block) = changes.committed_block {
             state.cache_block(block, true);
@@ -942,6 +1071,7 @@ async fn initialize(
         snapshot: saved.unwrap_or_default(),
         primary: primary.clone(),
         all,
+        prepared: None,
     };
     if let Some(saved) = saved.filter(ForkchoiceSnapshot::is_initialized) {
         // The head must still be known to the EL, then tell it our forkchoice once.
@@ -1017,6 +1147,8 @@ impl Actor for EngineActor {
             tx_blocks: TtlCache::new(c.receipt_capacity.saturating_mul(64), ttl),
             receipts_in_flight: HashMap::new(),
             receipts_joined: 0,
+            prepared: None,
+            preparation: PreparationStats::default(),
         })
     }
 
@@ -1064,6 +1196,7 @@ impl Actor for EngineActor {
                     sessions: state.statuses(),
                     caches: state.caches_status(),
                     queued_writes: state.queue.len(),
+                    preparation: state.preparation,
                 });
             }
             EngineMsg::SweepCaches(reply) => {

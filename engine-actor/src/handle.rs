@@ -13,7 +13,7 @@ use alloy_consensus::TxEnvelope;
 use alloy_eips::BlockNumberOrTag;
 use alloy_primitives::{B256, Bytes};
 use alloy_rpc_types_engine::{
-    ExecutionData, ExecutionPayload, ExecutionPayloadBodiesV1, ForkchoiceState,
+    ExecutionData, ExecutionPayload, ExecutionPayloadBodiesV1, ForkchoiceState, PayloadId,
 };
 use alloy_rpc_types_eth::{Block, Filter, Log, TransactionReceipt};
 use engine_clients::{BuiltPayload, SyncState};
@@ -121,6 +121,23 @@ impl EngineHandle {
     ) -> Result<BuiltPayload, EngineError> {
         self.write("build_payload", |r| WriteRequest::BuildPayload(request, r))
             .await
+    }
+
+    /// Start building ahead of the slot: forkchoiceUpdated with the attributes `request` turns
+    /// into (same parent, timestamp, peg-ins, fee recipient, beacon root). A later
+    /// [`EngineHandle::build_payload`] with an identical request then only calls getPayload; a
+    /// different request (e.g. peg-ins changed) builds afresh and drops the preparation.
+    ///
+    /// Prepare after the previous block is committed: a prepare before it would build on the
+    /// old head.
+    pub async fn prepare_payload(
+        &self,
+        request: BuildPayloadRequest,
+    ) -> Result<PayloadId, EngineError> {
+        self.write("prepare_payload", |r| {
+            WriteRequest::PreparePayload(request, r)
+        })
+        .await
     }
 
     /// newPayload → VALID → forkchoiceUpdated(head = block) → persist. Anything but VALID

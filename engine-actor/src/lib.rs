@@ -39,7 +39,10 @@ pub use breaker::{CircuitBreaker, CircuitState};
 pub use cache::{CacheStats, TtlCache};
 pub use engine::EngineActor;
 pub use handle::{Engine, EngineHandle, LegacyApi};
-pub use messages::{BlockRef, EngineEvent, EngineMsg, EngineRef, EngineStatus, PayloadRef};
+pub use messages::{
+    BlockRef, EngineEvent, EngineMsg, EngineRef, EngineStatus, LatencyStats, PayloadRef,
+    PreparationStats,
+};
 pub use pegout::{DEFAULT_BRIDGE_ADDRESS, PegOutRequested, RequestPegOut, peg_outs_in_receipts};
 pub use persistence::ForkchoiceSnapshot;
 pub use poller::{CacheJanitor, HealthPoller};

@@ -107,12 +107,65 @@ pub struct EngineStatus {
     pub caches: CachesStatus,
     /// Writes waiting behind the one in flight.
     pub queued_writes: usize,
+    /// Payload preparation ahead of the slot.
+    pub preparation: PreparationStats,
+}
+
+/// Count, total and largest of a latency.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LatencyStats {
+    /// Samples.
+    pub count: u64,
+    /// Sum (ms).
+    pub total_ms: f64,
+    /// Largest (ms).
+    pub max_ms: f64,
+}
+
+impl LatencyStats {
+    /// Add a sample.
+    pub fn record(&mut self, latency: std::time::Duration) {
+        let ms = latency.as_secs_f64() * 1e3;
+        self.count += 1;
+        self.total_ms += ms;
+        self.max_ms = self.max_ms.max(ms);
+    }
+
+    /// Mean (ms), 0 without samples.
+    pub fn mean_ms(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.total_ms / self.count as f64
+        }
+    }
+}
+
+/// What became of payload preparations, and build latency with and without one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct PreparationStats {
+    /// `PreparePayload`s that started a build at the EL.
+    pub made: u64,
+    /// Builds served by a preparation (getPayload only).
+    pub used: u64,
+    /// Preparations dropped unused (the build asked for something else, or a newer
+    /// preparation replaced it).
+    pub wasted: u64,
+    /// Builds whose preparation the EL no longer knew (-38001), built afresh.
+    pub unknown_to_el: u64,
+    /// Build latency when a preparation was used.
+    pub prepared_builds: LatencyStats,
+    /// Build latency without one (forkchoiceUpdated + getPayload).
+    pub unprepared_builds: LatencyStats,
 }
 
 /// State-changing requests, applied one at a time in arrival order.
 pub enum WriteRequest {
-    /// forkchoiceUpdated with attributes → getPayload (primary session).
+    /// forkchoiceUpdated with attributes → getPayload (primary session); only getPayload when a
+    /// preparation for the same parent and attributes exists.
     BuildPayload(BuildPayloadRequest, Reply<BuiltPayload>),
+    /// forkchoiceUpdated with attributes ahead of the slot; remembers the payload id.
+    PreparePayload(BuildPayloadRequest, Reply<PayloadId>),
     /// newPayload (every healthy session) → VALID → forkchoiceUpdated(head = block).
     CommitPayload(Box<ExecutionData>, Reply<B256>),
     /// newPayload only; the head does not move.
@@ -131,6 +184,7 @@ impl WriteRequest {
     pub(crate) const fn name(&self) -> &'static str {
         match self {
             Self::BuildPayload(..) => "build_payload",
+            Self::PreparePayload(..) => "prepare_payload",
             Self::CommitPayload(..) => "commit_payload",
             Self::ValidatePayload(..) => "validate_payload",
             Self::FinalizeBlock(..) => "finalize_block",

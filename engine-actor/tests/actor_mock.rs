@@ -720,3 +720,103 @@ async fn a_bridge_peg_out_in_a_committed_block_is_published_once() {
     );
     f.system.shutdown().await;
 }
+
+fn methods(mock: &MockExecutionLayer) -> Vec<String> {
+    mock.requests()
+        .into_iter()
+        .map(|r| r.method)
+        .filter(|m| m.starts_with("engine_forkchoiceUpdated") || m.starts_with("engine_getPayload"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_prepared_build_is_one_get_payload_and_no_forkchoice_updated() {
+    let f = fixture().await;
+    slot(&f.engine, vec![]).await;
+    let ts = next_timestamp(&f.engine).await;
+    let request = BuildPayloadRequest::new(ts).with_peg_ins(vec![peg_in(0xe1, 50)]);
+    let id = f.engine.prepare_payload(request.clone()).await.unwrap();
+    f.mock.clear_requests();
+    let built = f.engine.build_payload(request).await.unwrap();
+    assert_eq!(built.payload_id, id);
+    assert_eq!(methods(&f.mock), vec!["engine_getPayloadV2"]);
+    let hash = f.engine.commit_payload(built.execution_data).await.unwrap();
+    assert_eq!(f.mock.with_chain(|c| c.head()), hash);
+    assert_eq!(
+        f.mock.with_chain(|c| c.balance(Address::repeat_byte(0xe1))),
+        U256::from(500u64) * U256::from(1_000_000_000u64)
+    );
+    let stats = f.engine.status().await.unwrap().preparation;
+    assert_eq!(
+        (stats.made, stats.used, stats.wasted, stats.unknown_to_el),
+        (1, 1, 0, 0)
+    );
+    assert_eq!(stats.prepared_builds.count, 1);
+    f.system.shutdown().await;
+}
+
+#[tokio::test]
+async fn changed_peg_ins_fall_back_and_drop_the_preparation() {
+    let f = fixture().await;
+    let ts = next_timestamp(&f.engine).await;
+    f.engine
+        .prepare_payload(BuildPayloadRequest::new(ts))
+        .await
+        .unwrap();
+    f.mock.clear_requests();
+    // A peg-in arrived after the preparation: the attributes differ.
+    let built = f
+        .engine
+        .build_payload(BuildPayloadRequest::new(ts).with_peg_ins(vec![peg_in(0xe2, 1)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        methods(&f.mock),
+        vec!["engine_forkchoiceUpdatedV2", "engine_getPayloadV2"]
+    );
+    assert_eq!(
+        built.execution_data.payload.withdrawals().map(Vec::len),
+        Some(1)
+    );
+    f.engine.commit_payload(built.execution_data).await.unwrap();
+    let stats = f.engine.status().await.unwrap().preparation;
+    assert_eq!((stats.made, stats.used, stats.wasted), (1, 0, 1));
+    assert_eq!(stats.unprepared_builds.count, 1);
+    f.system.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_preparation_the_el_forgot_falls_back() {
+    let f = fixture().await;
+    let ts = next_timestamp(&f.engine).await;
+    f.engine
+        .prepare_payload(BuildPayloadRequest::new(ts))
+        .await
+        .unwrap();
+    f.mock.inject(
+        FaultRule::new(Fault::RpcError {
+            code: -38001,
+            message: "Unknown payload".into(),
+        })
+        .on("engine_getPayload")
+        .times(1),
+    );
+    f.mock.clear_requests();
+    let built = f
+        .engine
+        .build_payload(BuildPayloadRequest::new(ts))
+        .await
+        .unwrap();
+    assert_eq!(
+        methods(&f.mock),
+        vec![
+            "engine_getPayloadV2",
+            "engine_forkchoiceUpdatedV2",
+            "engine_getPayloadV2"
+        ]
+    );
+    f.engine.commit_payload(built.execution_data).await.unwrap();
+    let stats = f.engine.status().await.unwrap().preparation;
+    assert_eq!((stats.used, stats.unknown_to_el), (0, 1));
+    f.system.shutdown().await;
+}

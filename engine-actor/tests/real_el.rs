@@ -207,3 +207,82 @@ where
     }
     panic!("condition not reached within 6 s");
 }
+
+/// Twenty slots where the next slot is prepared right after each commit, as Alys would with
+/// the peg-ins it already knows: every build is getPayload only, every block commits, every
+/// peg-in is credited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_prepared_slots_on_ethereumjs() {
+    const PREPARED_SLOTS: u64 = 20;
+    let el = RealExecutionClient::start(RealClientKind::EthereumJs, &GenesisOptions::default())
+        .await
+        .expect("EthereumJS starts (run `just setup`)");
+    let config = EngineConfig {
+        fork_schedule: ForkSchedule::shanghai(),
+        ..EngineConfig::default()
+    };
+    let options = ClientOptions::new(el.engine_url(), el.jwt_secret())
+        .with_eth_url(el.eth_url())
+        .with_fork_schedule(config.fork_schedule);
+    let system = EngineSystem::start_with_options(config, vec![options.clone()])
+        .await
+        .expect("engine starts");
+    let engine = system.handle();
+    let observer = HttpExecutionClient::connect(options).await.unwrap();
+    let request_for = |timestamp: u64, slot: u64| {
+        BuildPayloadRequest::new(timestamp).with_peg_ins(vec![AddBalance(
+            Address::with_last_byte(0x80 + slot as u8),
+            ConsensusAmount::from_satoshi(10 * slot).unwrap(),
+        )])
+    };
+    let mut expected = U256::ZERO;
+    let mut timestamp = engine.forkchoice().await.unwrap().head_timestamp + 2;
+    engine
+        .prepare_payload(request_for(timestamp, 1))
+        .await
+        .unwrap();
+    for slot in 1..=PREPARED_SLOTS {
+        let built = engine
+            .build_payload(request_for(timestamp, slot))
+            .await
+            .unwrap();
+        engine.commit_payload(built.execution_data).await.unwrap();
+        expected = ConsensusAmount::from_satoshi(10 * slot).unwrap().to_wei();
+        let got = observer
+            .balance(
+                Address::with_last_byte(0x80 + slot as u8),
+                BlockId::latest(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(got, expected, "slot {slot} peg-in");
+        timestamp += 2;
+        if slot < PREPARED_SLOTS {
+            engine
+                .prepare_payload(request_for(timestamp, slot + 1))
+                .await
+                .unwrap();
+        }
+    }
+    let head = observer
+        .block(BlockId::latest(), false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.header.number, PREPARED_SLOTS);
+    let stats = engine.status().await.unwrap().preparation;
+    println!(
+        "{PREPARED_SLOTS} prepared slots: made {}, used {}, wasted {}, unknown to EL {}; build at slot time {:.1} ms mean (max {:.1} ms); last peg-in {expected} wei",
+        stats.made,
+        stats.used,
+        stats.wasted,
+        stats.unknown_to_el,
+        stats.prepared_builds.mean_ms(),
+        stats.prepared_builds.max_ms
+    );
+    assert_eq!(
+        (stats.made, stats.used, stats.wasted, stats.unknown_to_el),
+        (PREPARED_SLOTS, PREPARED_SLOTS, 0, 0)
+    );
+    system.shutdown().await;
+}
