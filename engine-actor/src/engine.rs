@@ -35,6 +35,7 @@ use crate::{
         BlockRef, CachesStatus, EngineEvent, EngineMsg, EngineRef, EngineStatus, PayloadRef,
         PreparationStats, ReadRequest, Reply, RequestContext, WriteRequest,
     },
+    metrics::EngineMetrics,
     pegout::peg_outs_in_receipts,
     persistence::{self, ForkchoiceSnapshot},
     session::{SessionRef, SessionStatus, run_on},
@@ -53,6 +54,8 @@ pub struct EngineArgs {
     pub sessions: Vec<watch::Receiver<SessionStatus>>,
     /// Where events (peg-outs) are published.
     pub events: broadcast::Sender<EngineEvent>,
+    /// Where the engine's metrics are recorded.
+    pub metrics: Arc<EngineMetrics>,
 }
 
 /// A state change computed by a write task, applied by the actor before it replies.
@@ -66,6 +69,7 @@ pub struct Changes {
     initialized: bool,
     preparation: Option<PreparationChange>,
     build_latency: Option<(bool, Duration)>,
+    payload_stats: Option<(usize, usize, u64)>,
 }
 
 /// A forkchoiceUpdated with attributes sent ahead of the slot, and what it was for.
@@ -95,6 +99,10 @@ enum PreparationChange {
 pub struct WriteOutcome {
     changes: Changes,
     reply: Box<dyn FnOnce() + Send>,
+    op: &'static str,
+    elapsed: Duration,
+    ok: bool,
+    span: tracing::Span,
 }
 
 /// Everything a write task needs, copied out of the actor.
@@ -111,6 +119,7 @@ pub struct EngineState {
     config: Arc<EngineConfig>,
     sessions: Vec<watch::Receiver<SessionStatus>>,
     events: broadcast::Sender<EngineEvent>,
+    metrics: Arc<EngineMetrics>,
     snapshot: ForkchoiceSnapshot,
     initialized: bool,
     initializing: bool,
@@ -249,6 +258,15 @@ fn block_view(block: &Block, full: bool) -> Block {
     out
 }
 
+/// The RLP size of the block a payload encodes (0 if it does not decode).
+fn payload_rlp_size(data: &ExecutionData) -> usize {
+    data.payload
+        .clone()
+        .try_into_block_with_sidecar::<TxEnvelope>(&data.sidecar)
+        .map(|b| alloy_rlp::Encodable::length(&b))
+        .unwrap_or_default()
+}
+
 /// The rpc block of a committed payload, with full (signer-recovered) transactions, so the
 /// node's "block with transactions right after commit" is a cache hit.
 pub fn block_from_payload(data: &ExecutionData) -> Option<Block> {
@@ -298,12 +316,20 @@ fn finish<T: Send + 'static>(
             reply: Box::new(move || {
                 let _ = reply.send(Ok(value));
             }),
+            op: "",
+            elapsed: Duration::ZERO,
+            ok: true,
+            span: tracing::Span::none(),
         },
         Err(e) => WriteOutcome {
             changes: Changes::default(),
             reply: Box::new(move || {
                 let _ = reply.send(Err(e));
             }),
+            op: "",
+            elapsed: Duration::ZERO,
+            ok: false,
+            span: tracing::Span::none(),
         },
     }
 }
@@ -557,6 +583,11 @@ async fn commit(env: &WriteEnv, data: ExecutionData) -> Result<(B256, Changes), 
     let number = data.payload.block_number();
     let timestamp = data.payload.timestamp();
     let block = block_from_payload(&data).map(Arc::new);
+    let payload_stats = (
+        payload_rlp_size(&data),
+        data.payload.transactions().len(),
+        data.payload.as_v1().gas_used,
+    );
     validate(env, data).await?;
     let state = ForkchoiceState {
         head_block_hash: hash,
@@ -573,6 +604,7 @@ async fn commit(env: &WriteEnv, data: ExecutionData) -> Result<(B256, Changes), 
         snapshot: Some(snapshot),
         committed_block: block,
         fetch_receipts: Some((hash, number)),
+        payload_stats: Some(payload_stats),
         ..Changes::default()
     };
     Ok((hash, changes))
@@ -696,6 +728,16 @@ async fn set_forkchoice(
 }
 
 async fn execute(env: WriteEnv, request: WriteRequest) -> WriteOutcome {
+    let op = request.name();
+    let started = tokio::time::Instant::now();
+    let mut outcome = execute_request(env, request).await;
+    outcome.op = op;
+    outcome.elapsed = started.elapsed();
+    outcome.span = tracing::Span::current();
+    outcome
+}
+
+async fn execute_request(env: WriteEnv, request: WriteRequest) -> WriteOutcome {
     match request {
         WriteRequest::BuildPayload(req, reply) => finish(build(&env, req).await, reply),
         WriteRequest::PreparePayload(req, reply) => finish(prepare(&env, req).await, reply),
@@ -787,7 +829,7 @@ impl EngineActor {
             };
             state.writing = true;
             let me = myself.clone();
-            let span = tracing::info_span!(parent: &ctx.span, "engine.write", op = request.name(), correlation_id = ctx.correlation_id);
+            let span = ctx.span.clone();
             tokio::spawn(
                 async move {
                     let outcome = execute(env, request).await;
@@ -798,7 +840,7 @@ impl EngineActor {
         }
     }
 
-    fn apply(myself: &EngineRef, state: &mut EngineState, changes: Changes) {
+    fn apply(myself: &EngineRef, state: &mut EngineState, changes: Changes, span: &tracing::Span) {
         if let Some(snapshot) = changes.snapshot {
             state.snapshot = snapshot;
         }
@@ -813,6 +855,28 @@ impl EngineActor {
             state.payloads.insert(built.payload_id, built);
         }
         if let Some(change) = changes.preparation {
+            let outcome = match &change {
+                PreparationChange::Made(_) => Some("made"),
+                PreparationChange::Used => Some("used"),
+                PreparationChange::UnknownToEl => Some("unknown_to_el"),
+                PreparationChange::Wasted => Some("wasted"),
+                PreparationChange::None => None,
+            };
+            if let Some(outcome) = outcome {
+                state
+                    .metrics
+                    .preparations
+                    .with_label_values(&[outcome])
+                    .inc();
+            }
+            let replaced = matches!(change, PreparationChange::Made(_)) && state.prepared.is_some();
+            if replaced {
+                state
+                    .metrics
+                    .preparations
+                    .with_label_values(&["wasted"])
+                    .inc();
+            }
             let stats = &mut state.preparation;
             match change {
                 PreparationChange::Made(prepared) => {
@@ -837,6 +901,11 @@ impl EngineActor {
             }
         }
         if let Some((prepared, latency)) = changes.build_latency {
+            state
+                .metrics
+                .build_duration
+                .with_label_values(&[if prepared { "true" } else { "false" }])
+                .observe(latency.as_secs_f64());
             let l = if prepared {
                 &mut state.preparation.prepared_builds
             } else {
@@ -856,19 +925,24 @@ impl EngineActor {
                 Ok(session) => {
                     state.receipts_in_flight.entry(hash).or_default();
                     let me = myself.clone();
-                    tokio::spawn(async move {
-                        let block = BlockId::Number(BlockNumberOrTag::Number(number));
-                        let result = run_on(&session, move |c| async move {
-                            c.block_receipts(block)
-                                .await?
-                                .ok_or_else(|| EngineError::NotFound {
-                                    what: format!("receipts of committed block #{number} {hash}"),
+                    tokio::spawn(
+                        async move {
+                            let block = BlockId::Number(BlockNumberOrTag::Number(number));
+                            let result = run_on(&session, move |c| async move {
+                                c.block_receipts(block).await?.ok_or_else(|| {
+                                    EngineError::NotFound {
+                                        what: format!(
+                                            "receipts of committed block #{number} {hash}"
+                                        ),
+                                    }
                                 })
-                        })
-                        .await
-                        .map(Arc::new);
-                        let _ = me.cast(EngineMsg::ReceiptsFetched(hash, result));
-                    });
+                            })
+                            .await
+                            .map(Arc::new);
+                            let _ = me.cast(EngineMsg::ReceiptsFetched(hash, result));
+                        }
+                        .instrument(span.clone()),
+                    );
                 }
                 Err(e) => warn!(%hash, error = %e, "cannot fetch receipts of a committed block"),
             }
@@ -1134,6 +1208,7 @@ impl Actor for EngineActor {
             config: args.config,
             sessions: args.sessions,
             events: args.events,
+            metrics: args.metrics,
             snapshot: ForkchoiceSnapshot::default(),
             initialized: false,
             initializing: false,
@@ -1180,8 +1255,36 @@ impl Actor for EngineActor {
             }
             EngineMsg::Read(ctx, request) => Self::handle_read(&myself, state, ctx, request),
             EngineMsg::WriteDone(outcome) => {
-                let WriteOutcome { changes, reply } = *outcome;
-                Self::apply(&myself, state, changes);
+                let WriteOutcome {
+                    changes,
+                    reply,
+                    op,
+                    elapsed,
+                    ok,
+                    span,
+                } = *outcome;
+                let m = &state.metrics;
+                m.write_duration
+                    .with_label_values(&[op, if ok { "ok" } else { "error" }])
+                    .observe(elapsed.as_secs_f64());
+                if ok {
+                    match op {
+                        "build_payload" => m.blocks_built.inc(),
+                        "commit_payload" => {
+                            m.blocks_committed.inc();
+                            m.commit_duration.observe(elapsed.as_secs_f64());
+                        }
+                        "finalize_block" => {
+                            m.blocks_finalized.inc();
+                            m.finalize_duration.observe(elapsed.as_secs_f64());
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some((size, txs, gas)) = changes.payload_stats {
+                    m.observe_payload(size, txs, gas);
+                }
+                Self::apply(&myself, state, changes, &span);
                 reply();
                 state.writing = false;
                 Self::pump(&myself, state);

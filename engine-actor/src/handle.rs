@@ -26,6 +26,7 @@ use crate::{
         BlockRef, EngineEvent, EngineMsg, EngineRef, EngineStatus, PayloadRef, ReadRequest, Reply,
         RequestContext, WriteRequest,
     },
+    metrics::EngineMetrics,
     persistence::ForkchoiceSnapshot,
 };
 
@@ -40,6 +41,7 @@ pub struct EngineHandle {
     engine: watch::Receiver<Option<EngineRef>>,
     events: broadcast::Sender<EngineEvent>,
     next_id: Arc<AtomicU64>,
+    metrics: Arc<EngineMetrics>,
 }
 
 impl std::fmt::Debug for EngineHandle {
@@ -58,19 +60,36 @@ impl EngineHandle {
     pub(crate) fn new(
         engine: watch::Receiver<Option<EngineRef>>,
         events: broadcast::Sender<EngineEvent>,
+        metrics: Arc<EngineMetrics>,
     ) -> Self {
         Self {
             engine,
             events,
             next_id: Arc::new(AtomicU64::new(1)),
+            metrics,
         }
+    }
+
+    fn count_error<T>(&self, result: Result<T, EngineError>) -> Result<T, EngineError> {
+        if let Err(e) = &result {
+            self.metrics.errors.with_label_values(&[e.kind()]).inc();
+        }
+        result
     }
 
     fn context(&self, op: &'static str) -> RequestContext {
         let correlation_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // One span per message, named `engine.<op>` in the trace; it is the parent of the IO
+        // done for the message, in whichever actor or task that happens.
+        let span = tracing::info_span!(
+            "engine.request",
+            otel.name = format!("engine.{op}"),
+            engine.op = op,
+            engine.correlation_id = correlation_id,
+        );
         RequestContext {
             correlation_id,
-            span: tracing::info_span!("engine.request", op, correlation_id),
+            span,
         }
     }
 
@@ -101,7 +120,11 @@ impl EngineHandle {
         make: impl FnOnce(Reply<T>) -> WriteRequest,
     ) -> Result<T, EngineError> {
         let ctx = self.context(op);
-        self.ask(|reply| EngineMsg::Write(ctx, make(reply))).await?
+        let result = self
+            .ask(|reply| EngineMsg::Write(ctx, make(reply)))
+            .await
+            .and_then(|r| r);
+        self.count_error(result)
     }
 
     async fn read<T>(
@@ -110,7 +133,11 @@ impl EngineHandle {
         make: impl FnOnce(Reply<T>) -> ReadRequest,
     ) -> Result<T, EngineError> {
         let ctx = self.context(op);
-        self.ask(|reply| EngineMsg::Read(ctx, make(reply))).await?
+        let result = self
+            .ask(|reply| EngineMsg::Read(ctx, make(reply)))
+            .await
+            .and_then(|r| r);
+        self.count_error(result)
     }
 
     /// forkchoiceUpdated with attributes on `parent` (or the head) → getPayload. The payload

@@ -8,6 +8,8 @@
 //! | [`poller`] | [`HealthPoller`] and [`CacheJanitor`] |
 //! | [`handle`] | [`EngineHandle`] (typed async API) and [`Engine`], the legacy facade |
 //! | [`messages`] | the message protocol |
+//! | [`metrics`] | [`EngineMetrics`]: Prometheus registry per engine, `/metrics` server |
+//! | [`telemetry`] | tracing + OpenTelemetry (OTLP/HTTP) set-up from the `OTEL_*` variables |
 //! | [`cache`], [`breaker`], [`persistence`], [`pegout`] | TTL caches, circuit breaker, forkchoice on disk, peg-out events |
 //!
 //! ```no_run
@@ -29,11 +31,13 @@ pub mod cache;
 pub mod engine;
 pub mod handle;
 pub mod messages;
+pub mod metrics;
 pub mod pegout;
 pub mod persistence;
 pub mod poller;
 pub mod session;
 pub mod supervisor;
+pub mod telemetry;
 
 pub use breaker::{CircuitBreaker, CircuitState};
 pub use cache::{CacheStats, TtlCache};
@@ -43,8 +47,12 @@ pub use messages::{
     BlockRef, EngineEvent, EngineMsg, EngineRef, EngineStatus, LatencyStats, PayloadRef,
     PreparationStats,
 };
+pub use metrics::EngineMetrics;
 pub use pegout::{DEFAULT_BRIDGE_ADDRESS, PegOutRequested, RequestPegOut, peg_outs_in_receipts};
 pub use persistence::ForkchoiceSnapshot;
 pub use poller::{CacheJanitor, HealthPoller};
 pub use session::{ClientSession, SessionStatus};
 pub use supervisor::{ChildKind, EngineSupervisor, EngineSystem};
+pub use telemetry::{
+    TelemetryGuard, init as init_telemetry, init_with_log_level as init_telemetry_with_log_level,
+};

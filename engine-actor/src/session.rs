@@ -11,7 +11,7 @@ use engine_types::{ClientIdentity, EngineError};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::Serialize;
 use tokio::sync::{oneshot, watch};
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use crate::breaker::{CircuitBreaker, CircuitState};
 
@@ -148,10 +148,12 @@ where
     Fut: Future<Output = Result<T, EngineError>> + Send + 'static,
 {
     let (tx, rx) = oneshot::channel();
+    // The session runs the job in its own task: carry the caller's span there.
+    let span = tracing::Span::current();
     let job: SessionJob = Box::new(move |client| {
         Box::pin(async move {
             let result = match client {
-                Ok(c) => f(c).await,
+                Ok(c) => f(c).instrument(span).await,
                 Err(e) => Err(e),
             };
             let failed = result.as_ref().err().is_some_and(is_connectivity_failure);

@@ -24,6 +24,7 @@ use crate::{
     engine::{EngineActor, EngineArgs},
     handle::EngineHandle,
     messages::{EngineEvent, EngineMsg, EngineRef},
+    metrics::EngineMetrics,
     poller::{CacheJanitor, CacheJanitorArgs, HealthPoller, HealthPollerArgs, TickMsg},
     session::{ClientSession, SessionArgs, SessionMsg, SessionStatus},
 };
@@ -73,6 +74,7 @@ struct Shared {
     engine: Arc<watch::Sender<Option<EngineRef>>>,
     events: broadcast::Sender<EngineEvent>,
     escalation: Arc<watch::Sender<Option<String>>>,
+    metrics: Arc<EngineMetrics>,
 }
 
 /// State of the supervisor.
@@ -102,6 +104,7 @@ impl EngineSupervisor {
                     config: Arc::clone(&shared.config),
                     sessions: shared.sessions.iter().map(|s| s.subscribe()).collect(),
                     events: shared.events.clone(),
+                    metrics: Arc::clone(&shared.metrics),
                 };
                 let (engine, _) = Actor::spawn_linked(None, EngineActor, args, supervisor).await?;
                 shared.engine.send_replace(Some(engine.clone()));
@@ -199,6 +202,16 @@ impl EngineSupervisor {
             return;
         }
         *state.restarts.entry(kind).or_default() += 1;
+        let child = match kind {
+            ChildKind::Session(_) => "client_session".to_owned(),
+            other => other.to_string(),
+        };
+        state
+            .shared
+            .metrics
+            .restarts
+            .with_label_values(&[child.as_str()])
+            .inc();
         let exponent = recent.saturating_sub(1).min(16);
         let delay = Duration::from_millis(policy.backoff_initial_ms.saturating_mul(1 << exponent))
             .min(Duration::from_millis(policy.backoff_max_ms));
@@ -332,6 +345,7 @@ pub struct EngineSystem {
     supervisor: ActorRef<SupervisorMsg>,
     join: ractor::concurrency::JoinHandle<()>,
     escalation: watch::Receiver<Option<String>>,
+    metrics: Arc<EngineMetrics>,
 }
 
 impl fmt::Debug for EngineSystem {
@@ -372,6 +386,13 @@ impl EngineSystem {
             ));
         }
         let startup = Duration::from_millis(config.health.startup_timeout_ms);
+        let metrics = Arc::new(EngineMetrics::new().map_err(|e| EngineError::Unavailable {
+            reason: format!("cannot create metrics: {e}"),
+        })?);
+        let client_options = client_options
+            .into_iter()
+            .map(|o| o.with_observer(Arc::clone(&metrics) as Arc<dyn engine_clients::RpcObserver>))
+            .collect::<Vec<_>>();
         let (engine_tx, engine_rx) = watch::channel(None);
         let (escalation_tx, escalation_rx) = watch::channel(None);
         let (events, _) = broadcast::channel(1024);
@@ -387,18 +408,20 @@ impl EngineSystem {
             engine: Arc::new(engine_tx),
             events: events.clone(),
             escalation: Arc::new(escalation_tx),
+            metrics: Arc::clone(&metrics),
         };
         let (supervisor, join) = Actor::spawn(None, EngineSupervisor, SupervisorArgs { shared })
             .await
             .map_err(|e| EngineError::Unavailable {
                 reason: format!("cannot start the engine supervisor: {e}"),
             })?;
-        let handle = EngineHandle::new(engine_rx, events);
+        let handle = EngineHandle::new(engine_rx, events, Arc::clone(&metrics));
         let system = Self {
             handle,
             supervisor,
             join,
             escalation: escalation_rx,
+            metrics,
         };
         if let Err(e) = system.wait_until_ready(startup).await {
             system.shutdown().await;
@@ -434,6 +457,20 @@ impl EngineSystem {
     /// The handle callers use (cheap to clone).
     pub fn handle(&self) -> EngineHandle {
         self.handle.clone()
+    }
+
+    /// This engine's metrics (its own Prometheus registry).
+    pub fn metrics(&self) -> Arc<EngineMetrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// Serve `GET /metrics` on `addr` (`127.0.0.1:0` picks a port); returns the bound address.
+    /// The server stops when the returned task is aborted.
+    pub async fn serve_metrics(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>), EngineError> {
+        crate::metrics::serve(addr, self.metrics(), self.handle()).await
     }
 
     /// The supervisor, e.g. to link it under the node's own supervisor.

@@ -28,7 +28,7 @@ use engine_types::{
 };
 use http_body_util::Full;
 use serde::{Deserialize, Serialize};
-use tracing::{Instrument, debug, warn};
+use tracing::{Instrument, Span, debug, warn};
 
 use crate::{
     BuiltPayload, Capabilities, ExecutionClient, JwtAuthLayer, Quirks, SyncState, load_jwt_secret,
@@ -55,6 +55,14 @@ pub struct ClientOptions {
     pub retry: RetryConfig,
     /// Upper bound for slot-path deadlines (forkchoiceUpdated, getPayload, newPayload).
     pub slot_deadline: Option<Duration>,
+    /// Told about every call (method, latency, error), e.g. for metrics.
+    pub observer: Option<std::sync::Arc<dyn RpcObserver>>,
+}
+
+/// Sees every JSON-RPC call a client makes (after retries), e.g. to feed latency histograms.
+pub trait RpcObserver: Send + Sync + std::fmt::Debug {
+    /// `method` took `elapsed` and failed with `error` (if it failed).
+    fn observe(&self, method: &str, elapsed: Duration, error: Option<&EngineError>);
 }
 
 impl ClientOptions {
@@ -71,6 +79,7 @@ impl ClientOptions {
             timeouts: config.timeouts,
             retry: config.retry,
             slot_deadline: Some(config.slot_duration()),
+            observer: None,
         })
     }
 
@@ -85,6 +94,7 @@ impl ClientOptions {
             timeouts: config.timeouts,
             retry: config.retry,
             slot_deadline: None,
+            observer: None,
         }
     }
 
@@ -111,6 +121,12 @@ impl ClientOptions {
     /// Use this retry policy.
     pub const fn with_retry(mut self, retry: RetryConfig) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Report every call to `observer`.
+    pub fn with_observer(mut self, observer: std::sync::Arc<dyn RpcObserver>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -286,13 +302,51 @@ impl HttpExecutionClient {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, RpcError<TransportErrorKind>>>,
     {
-        let span = tracing::debug_span!(
+        self.call_traced(
+            method,
+            deadline,
+            idempotent,
+            &[],
+            |_: &T, _: &Span| {},
+            request,
+        )
+        .await
+    }
+
+    /// [`Self::call`] inside a client span (`rpc.method`, `server.address`,
+    /// `rpc.jsonrpc.error_code` on error), with `before` fields recorded up front and `after`
+    /// recording fields of the answer (payload status, block hash).
+    async fn call_traced<T, F, Fut>(
+        &self,
+        method: &str,
+        deadline: Duration,
+        idempotent: bool,
+        before: &[(&'static str, String)],
+        after: impl FnOnce(&T, &Span),
+        request: F,
+    ) -> Result<T, EngineError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, RpcError<TransportErrorKind>>>,
+    {
+        let started = std::time::Instant::now();
+        let span = tracing::info_span!(
             "rpc",
+            otel.name = method,
             otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
             rpc.system = "jsonrpc",
             rpc.method = method,
+            rpc.jsonrpc.error_code = tracing::field::Empty,
             server.address = %self.options.engine_url,
+            error.r#type = tracing::field::Empty,
+            engine.payload_id = tracing::field::Empty,
+            engine.block_hash = tracing::field::Empty,
+            engine.payload_status = tracing::field::Empty,
         );
+        for (field, value) in before {
+            span.record(*field, value.as_str());
+        }
         let once = || async {
             match tokio::time::timeout(deadline, request()).await {
                 Ok(Ok(value)) => Ok(value),
@@ -304,19 +358,34 @@ impl HttpExecutionClient {
             }
         };
         let retry = self.options.retry;
-        if !idempotent || retry.max_retries == 0 {
-            return once().instrument(span).await;
+        let result = if !idempotent || retry.max_retries == 0 {
+            once().instrument(span.clone()).await
+        } else {
+            let backoff = ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(retry.initial_backoff_ms))
+                .with_max_delay(Duration::from_millis(retry.max_backoff_ms))
+                .with_max_times(retry.max_retries)
+                .with_jitter();
+            once.retry(backoff)
+                .when(EngineError::is_retryable)
+                .notify(|e, after| debug!(method, error = %e, ?after, "retrying"))
+                .instrument(span.clone())
+                .await
+        };
+        match &result {
+            Ok(value) => after(value, &span),
+            Err(e) => {
+                if let Some(code) = e.rpc_code() {
+                    span.record("rpc.jsonrpc.error_code", code);
+                }
+                span.record("error.type", e.kind());
+                span.record("otel.status_code", "ERROR");
+            }
         }
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(retry.initial_backoff_ms))
-            .with_max_delay(Duration::from_millis(retry.max_backoff_ms))
-            .with_max_times(retry.max_retries)
-            .with_jitter();
-        once.retry(backoff)
-            .when(EngineError::is_retryable)
-            .notify(|e, after| debug!(method, error = %e, ?after, "retrying"))
-            .instrument(span)
-            .await
+        if let Some(observer) = &self.options.observer {
+            observer.observe(method, started.elapsed(), result.as_ref().err());
+        }
+        result
     }
 
     fn slot_bounded(&self, method: EngineMethod) -> Duration {
@@ -505,7 +574,14 @@ impl ExecutionClient for HttpExecutionClient {
         };
         let method = fork.forkchoice_updated();
         let deadline = self.engine_call_checked(method)?;
-        self.call(method.as_str(), deadline, false, || {
+        let record = |u: &ForkchoiceUpdated, span: &Span| {
+            span.record("engine.payload_status", u.payload_status.status.as_str());
+            if let Some(id) = u.payload_id {
+                span.record("engine.payload_id", id.to_string());
+            }
+        };
+        let head = [("engine.block_hash", state.head_block_hash.to_string())];
+        self.call_traced(method.as_str(), deadline, false, &head, record, || {
             let attrs = attributes.clone();
             async move {
                 match method {
@@ -540,10 +616,11 @@ impl ExecutionClient for HttpExecutionClient {
                 )
             })
         };
+        let id_field = [("engine.payload_id", payload_id.to_string())];
         let built = match fork {
             Fork::Paris => {
                 let p = self
-                    .call(name, deadline, true, || {
+                    .call_traced(name, deadline, true, &id_field, no_fields, || {
                         self.engine.get_payload_v1(payload_id)
                     })
                     .await?;
@@ -558,7 +635,7 @@ impl ExecutionClient for HttpExecutionClient {
                 // untagged enum trying V1 first, so a V2 payload decodes as V1 and its
                 // withdrawals (our peg-ins) are silently dropped. Decode by the field instead.
                 let env = self
-                    .call(name, deadline, true, || {
+                    .call_traced(name, deadline, true, &id_field, no_fields, || {
                         self.engine
                             .client()
                             .request::<_, WireEnvelopeV2>(name, (payload_id,))
@@ -573,7 +650,7 @@ impl ExecutionClient for HttpExecutionClient {
             }
             Fork::Cancun => {
                 let env = self
-                    .call(name, deadline, true, || {
+                    .call_traced(name, deadline, true, &id_field, no_fields, || {
                         self.engine.get_payload_v3(payload_id)
                     })
                     .await?;
@@ -586,7 +663,7 @@ impl ExecutionClient for HttpExecutionClient {
             }
             Fork::Prague => {
                 let env = self
-                    .call(name, deadline, true, || {
+                    .call_traced(name, deadline, true, &id_field, no_fields, || {
                         self.engine.get_payload_v4(payload_id)
                     })
                     .await?;
@@ -622,9 +699,13 @@ impl ExecutionClient for HttpExecutionClient {
                 format!("{fork:?} payload without {what}; rebuild it for this fork"),
             )
         };
+        let hash_field = [("engine.block_hash", data.payload.block_hash().to_string())];
+        let record = |status: &PayloadStatus, span: &Span| {
+            span.record("engine.payload_status", status.status.as_str());
+        };
         match (&data.payload, fork) {
             (ExecutionPayload::V1(p), Fork::Paris) => {
-                self.call(name, deadline, false, || {
+                self.call_traced(name, deadline, false, &hash_field, record, || {
                     self.engine.new_payload_v1(p.clone())
                 })
                 .await
@@ -634,7 +715,7 @@ impl ExecutionClient for HttpExecutionClient {
                     execution_payload: p.payload_inner.clone(),
                     withdrawals: Some(p.withdrawals.clone()),
                 };
-                self.call(name, deadline, false, || {
+                self.call_traced(name, deadline, false, &hash_field, record, || {
                     self.engine.new_payload_v2(input.clone())
                 })
                 .await
@@ -645,7 +726,7 @@ impl ExecutionClient for HttpExecutionClient {
                     .parent_beacon_block_root()
                     .ok_or_else(|| missing("parent beacon block root"))?;
                 let hashes = data.sidecar.versioned_hashes().cloned().unwrap_or_default();
-                self.call(name, deadline, false, || {
+                self.call_traced(name, deadline, false, &hash_field, record, || {
                     self.engine.new_payload_v3(p.clone(), hashes.clone(), root)
                 })
                 .await
@@ -661,7 +742,7 @@ impl ExecutionClient for HttpExecutionClient {
                     .prague()
                     .map(|p| p.requests.clone())
                     .ok_or_else(|| missing("execution requests"))?;
-                self.call(name, deadline, false, || {
+                self.call_traced(name, deadline, false, &hash_field, record, || {
                     self.engine.new_payload_v4_requests(
                         p.clone(),
                         hashes.clone(),
@@ -848,6 +929,9 @@ impl WireEnvelopeV2 {
         }
     }
 }
+
+/// For [`HttpExecutionClient::call_traced`] when the answer adds no span fields.
+fn no_fields<T>(_: &T, _: &Span) {}
 
 fn blob_hashes(bundle: &alloy_rpc_types_engine::BlobsBundleV1) -> Vec<B256> {
     bundle

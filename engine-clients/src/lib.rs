@@ -25,6 +25,6 @@ pub mod quirks;
 
 pub use auth::{JwtAuthLayer, bearer_token};
 pub use client::{BuiltPayload, Capabilities, ExecutionClient, SyncState};
-pub use http::{ClientOptions, HttpExecutionClient, classify};
+pub use http::{ClientOptions, HttpExecutionClient, RpcObserver, classify};
 pub use jwt::{load_jwt_secret, parse_jwt_secret};
 pub use quirks::Quirks;

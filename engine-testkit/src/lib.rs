@@ -5,6 +5,7 @@
 //!   chain with real header hashes, records every request and injects faults on demand.
 //! * [`launcher`]: starts real execution clients (EthereumJS from the pinned npm package, Reth and
 //!   Geth when their binaries are present) with a post-merge genesis and a JWT secret.
+//! * [`otlp`]: [`otlp::OtlpReceiver`], an OTLP/HTTP trace receiver that decodes what exporters send.
 //! * [`tx`]: signed test transactions for `eth_sendRawTransaction`.
 //! * [`bridge`]: the Alys peg-out bridge contract (address, runtime code, ABI, signed
 //!   `requestPegOut` calls) and the log it emits, which the mock synthesizes.
@@ -12,6 +13,7 @@
 pub mod bridge;
 pub mod launcher;
 pub mod mock;
+pub mod otlp;
 pub mod tx;
 
 pub use launcher::{

@@ -8,6 +8,9 @@ use std::process::Command;
 fn devnet(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_engine-devnet"))
         .args(args)
+        // Give up on an unreachable execution client after 1.5 s instead of 15 s.
+        .env("ALYS_ENGINE_HEALTH__STARTUP_TIMEOUT_MS", "1500")
+        .env_remove("RUST_LOG")
         .output()
         .expect("devnet runs")
 }
@@ -90,4 +93,30 @@ fn help_snapshot() {
     let out = devnet(&["--help"]);
     assert!(out.status.success());
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn five_slots_on_real_ethereumjs() {
+    let out = devnet(&[
+        "--el",
+        "ethereumjs",
+        "--slots",
+        "5",
+        "--slot-ms",
+        "300",
+        "--prepare",
+        "--json",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{stdout}");
+    let json_start = stdout.find('{').expect("json summary");
+    let summary: serde_json::Value =
+        serde_json::from_str(&stdout[json_start..]).expect("valid json");
+    assert_eq!(summary["committed"], 5);
+    assert_eq!(summary["head_number"], 5);
 }

@@ -1,33 +1,28 @@
-//! `engine-devnet`: the Alys slot loop against an execution client.
+//! `engine-devnet`: the Alys slot loop through the supervised actor tree.
 //!
 //! By default it starts the embedded MockExecutionLayer; `--el ethereumjs` launches the real
 //! EthereumJS client; `--engine-url/--eth-url/--jwt-secret` attach to a running Reth or Geth.
-//! Every slot: forkchoiceUpdated with attributes (peg-ins every few slots) → getPayload →
-//! newPayload → forkchoiceUpdated, then the block with its transactions and its receipts;
-//! every N slots the block is finalized.
-//!
-//! This devnet drives `engine-clients` directly; the supervised actor tree takes its place
-//! when it lands.
+//! Every slot: build (peg-ins every few slots) → commit → the block with its transactions → its
+//! receipts; every N slots the block is finalized. Traces go to Jaeger when the `OTEL_*`
+//! variables are set; `--metrics ADDR` serves Prometheus metrics.
 
 use std::{
+    net::SocketAddr,
     path::PathBuf,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_primitives::{Address, B256};
-use alloy_rpc_types_engine::{ForkchoiceState, PayloadAttributes};
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
-use engine_clients::{ClientOptions, ExecutionClient, HttpExecutionClient};
+use engine_actor::{EngineHandle, EngineSystem, init_telemetry_with_log_level};
+use engine_clients::ClientOptions;
 use engine_testkit::{
     GenesisOptions, MockExecutionLayer, RealClientKind, RealExecutionClient, mock::MockConfig,
 };
-use engine_types::{
-    AddBalance, ConsensusAmount, DEFAULT_FEE_RECIPIENT, ForkSchedule, require_valid,
-    withdrawals_from_peg_ins,
-};
+use engine_types::{AddBalance, BuildPayloadRequest, ConsensusAmount, EngineConfig};
 use serde::Serialize;
+use tracing::Instrument;
 
 /// Which execution client the devnet drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -38,7 +33,7 @@ enum ElChoice {
     Ethereumjs,
 }
 
-/// Play the Alys slot loop against an execution client.
+/// Play the Alys slot loop against an execution client through the engine's actor tree.
 #[derive(Debug, Parser)]
 #[command(name = "engine-devnet", version, about)]
 struct Args {
@@ -54,6 +49,10 @@ struct Args {
     /// JWT secret file of the attached client.
     #[arg(long)]
     jwt_secret: Option<PathBuf>,
+    /// Engine configuration (TOML; `ALYS_ENGINE_*` variables override it). Its endpoints are
+    /// replaced by the client chosen above.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Stop after this many slots and print a summary (default: run until Ctrl-C).
     #[arg(long)]
     slots: Option<u64>,
@@ -66,6 +65,12 @@ struct Args {
     /// Finalize every this many slots.
     #[arg(long, default_value_t = 10)]
     finalize_every: u64,
+    /// Prepare each next payload right after a commit (build = getPayload only).
+    #[arg(long)]
+    prepare: bool,
+    /// Serve Prometheus metrics at this address (e.g. 127.0.0.1:9464).
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -82,12 +87,24 @@ struct Summary {
     peg_ins: u64,
     build_ms_avg: f64,
     commit_ms_avg: f64,
+    block_cache_hit_ratio: f64,
+    preparations_used: u64,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = Args::parse();
-    if let Err(e) = run(args).await {
+    // Logs only for errors unless RUST_LOG says otherwise: the devnet prints its own lines.
+    let telemetry = match init_telemetry_with_log_level("alys-engine-devnet", "error") {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("engine-devnet: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = run(args).await;
+    drop(telemetry);
+    if let Err(e) = result {
         eprintln!("engine-devnet: {e:#}");
         std::process::exit(1);
     }
@@ -100,10 +117,22 @@ fn unix_now() -> u64 {
         .unwrap_or_default()
 }
 
+fn peg_ins_for(slot: u64, every: u64) -> anyhow::Result<Vec<AddBalance>> {
+    if !slot.is_multiple_of(every) {
+        return Ok(Vec::new());
+    }
+    let address = Address::with_last_byte((slot % 251) as u8 + 1);
+    Ok(vec![AddBalance(
+        address,
+        ConsensusAmount::from_satoshi(100_000 * slot)?,
+    )])
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
     if args.slot_ms == 0 || args.peg_in_every == 0 || args.finalize_every == 0 {
         bail!("--slot-ms, --peg-in-every and --finalize-every must be positive");
     }
+    let config = EngineConfig::load(args.config.as_deref())?;
     // Keep whichever backend we start alive for the whole run.
     let mut _mock = None;
     let mut _real = None;
@@ -120,7 +149,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         match args.el {
             ElChoice::Mock => {
-                let mock = MockExecutionLayer::start(MockConfig::default()).await?;
+                let mock = MockExecutionLayer::start(
+                    MockConfig::default().with_fork_schedule(config.fork_schedule),
+                )
+                .await?;
                 let options = ClientOptions::new(mock.url(), mock.jwt_secret());
                 _mock = Some(mock);
                 options
@@ -139,34 +171,73 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     };
-    let options = options.with_fork_schedule(ForkSchedule::shanghai());
+    let options = ClientOptions {
+        fork_schedule: config.fork_schedule,
+        timeouts: config.timeouts,
+        retry: config.retry,
+        slot_deadline: Some(config.slot_duration()),
+        ..options
+    };
     let url = options.engine_url.clone();
-    let client = HttpExecutionClient::connect(options)
+    let system = EngineSystem::start_with_options(config, vec![options])
         .await
         .with_context(|| format!("cannot connect to the execution client at {url}"))?;
-    let id = client.identity();
+    let engine = system.handle();
+    let status = engine.status().await?;
+    let session = status.sessions.first().context("no session")?;
     let what = if _mock.is_some() {
         " (the embedded mock, impersonating it)"
     } else {
         ""
     };
-    eprintln!("connected to {} {} at {url}{what}", id.kind, id.version);
+    eprintln!(
+        "connected to {} {} at {url}{what}",
+        session.identity.kind, session.identity.version
+    );
+    let metrics_server = match args.metrics {
+        Some(addr) => {
+            let (bound, task) = system.serve_metrics(addr).await?;
+            eprintln!("metrics at http://{bound}/metrics");
+            Some(task)
+        }
+        None => None,
+    };
+    let result = slot_loop(&args, &engine).await;
+    if let Some(task) = metrics_server {
+        task.abort();
+    }
+    system.shutdown().await;
+    let summary = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "summary: {} slots, {} committed, {} failed, head #{} {}, finalized {}, {} peg-ins, build {:.1} ms avg, commit {:.1} ms avg, block cache hit ratio {:.0} %",
+            summary.slots,
+            summary.committed,
+            summary.failed,
+            summary.head_number,
+            short(summary.head_hash),
+            short(summary.finalized_hash),
+            summary.peg_ins,
+            summary.build_ms_avg,
+            summary.commit_ms_avg,
+            summary.block_cache_hit_ratio * 100.0
+        );
+    }
+    if summary.failed > 0 {
+        bail!("{} of {} slots failed", summary.failed, summary.slots);
+    }
+    Ok(())
+}
 
-    let head_block = client
-        .block(BlockId::Number(BlockNumberOrTag::Latest), false)
-        .await?
-        .context("the execution client has no latest block")?;
-    let mut head = head_block.header.hash;
-    let mut head_timestamp = head_block.header.timestamp;
-    let mut finalized = B256::ZERO;
+async fn slot_loop(args: &Args, engine: &EngineHandle) -> anyhow::Result<Summary> {
     let mut summary = Summary::default();
     let (mut build_total, mut commit_total) = (Duration::ZERO, Duration::ZERO);
-    let mut withdrawal_index = 0u64;
     let mut ticker = tokio::time::interval(Duration::from_millis(args.slot_ms));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let shutdown = tokio::signal::ctrl_c();
     tokio::pin!(shutdown);
-
     loop {
         tokio::select! {
             _ = &mut shutdown => { eprintln!("\nCtrl-C: stopping"); break; }
@@ -174,87 +245,64 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         summary.slots += 1;
         let slot = summary.slots;
-        let peg_ins = if slot % args.peg_in_every == 0 {
-            vec![AddBalance(
-                Address::with_last_byte((slot % 251) as u8 + 1),
-                ConsensusAmount::from_satoshi(100_000 * slot)?,
-            )]
-        } else {
-            Vec::new()
-        };
-        let timestamp = unix_now().max(head_timestamp + 1);
-        let withdrawals = withdrawals_from_peg_ins(&peg_ins, withdrawal_index);
-        let started = Instant::now();
+        let span = tracing::info_span!(target: "engine_devnet", "alys.slot", slot);
         let result: anyhow::Result<_> = async {
-            let attrs = PayloadAttributes {
-                timestamp,
-                prev_randao: B256::ZERO,
-                suggested_fee_recipient: DEFAULT_FEE_RECIPIENT,
-                withdrawals: Some(withdrawals.clone()),
-                parent_beacon_block_root: None,
-            };
-            let state = ForkchoiceState {
-                head_block_hash: head,
-                safe_block_hash: finalized,
-                finalized_block_hash: finalized,
-            };
-            let id = client
-                .forkchoice_updated(state, Some(attrs))
-                .await?
-                .payload_id
-                .context("no payload id")?;
-            let built = client.get_payload(id, timestamp, None).await?;
+            let head = engine.forkchoice().await?;
+            let timestamp = unix_now().max(head.head_timestamp + 1);
+            let peg_ins = peg_ins_for(slot, args.peg_in_every)?;
+            let started = Instant::now();
+            let built = engine
+                .build_payload(BuildPayloadRequest::new(timestamp).with_peg_ins(peg_ins.clone()))
+                .await?;
             let build = started.elapsed();
             let commit_started = Instant::now();
-            require_valid(
-                &client.new_payload(&built.execution_data).await?,
-                built.block_hash(),
-            )?;
-            let hash = built.block_hash();
-            let new_finalized = if slot % args.finalize_every == 0 {
-                hash
-            } else {
-                finalized
-            };
-            let state = ForkchoiceState {
-                head_block_hash: hash,
-                safe_block_hash: new_finalized,
-                finalized_block_hash: new_finalized,
-            };
-            client.forkchoice_updated(state, None).await?;
+            let hash = engine.commit_payload(built.execution_data).await?;
             let commit = commit_started.elapsed();
-            let block = client
-                .block(BlockId::Hash(hash.into()), true)
+            let block = engine
+                .get_block(hash, true)
                 .await?
                 .context("committed block not found")?;
-            let receipts = client
-                .block_receipts(BlockId::Number(BlockNumberOrTag::Number(
-                    block.header.number,
-                )))
-                .await?
-                .unwrap_or_default();
-            Ok((built, new_finalized, build, commit, receipts.len()))
+            let receipts = engine.get_receipts(hash).await?;
+            if slot.is_multiple_of(args.finalize_every) {
+                engine.finalize(hash).await?;
+            }
+            if args.prepare {
+                let next = BuildPayloadRequest::new(
+                    (timestamp + args.slot_ms.div_ceil(1000)).max(timestamp + 1),
+                )
+                .with_peg_ins(peg_ins_for(slot + 1, args.peg_in_every)?);
+                engine.prepare_payload(next).await?;
+            }
+            Ok((
+                block.header.number,
+                hash,
+                build,
+                commit,
+                peg_ins.len(),
+                receipts.len(),
+            ))
         }
+        .instrument(span)
         .await;
+        let status = engine.status().await?;
+        let blocks = status.caches.blocks;
+        let hit_ratio = blocks.hits as f64 / (blocks.hits + blocks.misses).max(1) as f64;
+        let healthy = status.sessions.iter().filter(|s| s.is_healthy()).count();
         match result {
-            Ok((built, new_finalized, build, commit, receipts)) => {
-                head = built.block_hash();
-                head_timestamp = timestamp;
-                finalized = new_finalized;
-                withdrawal_index += withdrawals.len() as u64;
+            Ok((number, hash, build, commit, peg_ins, receipts)) => {
                 summary.committed += 1;
-                summary.peg_ins += peg_ins.len() as u64;
-                summary.head_number = built.block_number();
+                summary.peg_ins += peg_ins as u64;
+                summary.head_number = number;
                 build_total += build;
                 commit_total += commit;
                 println!(
-                    "slot {slot:>5}  head #{:<6} {}  finalized {}  build {:>4.1} ms  commit {:>4.1} ms  peg-ins {}  receipts {receipts}",
-                    built.block_number(),
-                    short(head),
-                    short(finalized),
+                    "slot {slot:>5}  head #{number:<6} {}  finalized {}  build {:>5.1} ms  commit {:>5.1} ms  peg-ins {peg_ins}  receipts {receipts}  cache hits {:>3.0} %  sessions {healthy}/{}",
+                    short(hash),
+                    short(status.forkchoice.finalized),
                     build.as_secs_f64() * 1e3,
                     commit.as_secs_f64() * 1e3,
-                    peg_ins.len(),
+                    hit_ratio * 100.0,
+                    status.sessions.len(),
                 );
             }
             Err(e) => {
@@ -262,36 +310,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 eprintln!("slot {slot:>5}  FAILED: {e:#}");
             }
         }
+        summary.head_hash = status.forkchoice.head;
+        summary.finalized_hash = status.forkchoice.finalized;
+        summary.block_cache_hit_ratio = hit_ratio;
+        summary.preparations_used = status.preparation.used;
         if args.slots.is_some_and(|n| slot >= n) {
             break;
         }
     }
-    summary.head_hash = head;
-    summary.finalized_hash = finalized;
     if summary.committed > 0 {
         summary.build_ms_avg = build_total.as_secs_f64() * 1e3 / summary.committed as f64;
         summary.commit_ms_avg = commit_total.as_secs_f64() * 1e3 / summary.committed as f64;
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        println!(
-            "summary: {} slots, {} committed, {} failed, head #{} {}, finalized {}, {} peg-ins, build {:.1} ms avg, commit {:.1} ms avg",
-            summary.slots,
-            summary.committed,
-            summary.failed,
-            summary.head_number,
-            short(head),
-            short(finalized),
-            summary.peg_ins,
-            summary.build_ms_avg,
-            summary.commit_ms_avg
-        );
-    }
-    if summary.failed > 0 {
-        bail!("{} of {} slots failed", summary.failed, summary.slots);
-    }
-    Ok(())
+    Ok(summary)
 }
 
 fn short(hash: B256) -> String {
