@@ -64,6 +64,7 @@ fn missing_jwt_file_is_one_clear_line_and_exit_1() {
         stderr.contains("/nonexistent/jwt.hex") && stderr.contains("cannot read"),
         "{stderr}"
     );
+    insta::assert_snapshot!("missing_jwt_file", stderr);
 }
 
 #[test]
@@ -86,6 +87,7 @@ fn unreachable_engine_is_one_clear_line_and_exit_1() {
         stderr.contains("cannot connect to the execution client at http://127.0.0.1:9"),
         "{stderr}"
     );
+    insta::assert_snapshot!("unreachable_engine", stderr);
 }
 
 #[test]
@@ -119,4 +121,13 @@ fn five_slots_on_real_ethereumjs() {
         serde_json::from_str(&stdout[json_start..]).expect("valid json");
     assert_eq!(summary["committed"], 5);
     assert_eq!(summary["head_number"], 5);
+}
+
+#[test]
+fn a_bad_flag_is_one_line_and_exit_2() {
+    let out = devnet(&["--slots", "many"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    insta::assert_snapshot!("bad_flag", stderr);
 }

@@ -93,7 +93,28 @@ struct Summary {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            // One line: what is wrong; `--help` lists the options.
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ");
+            eprintln!("engine-devnet: {first} (see --help)");
+            std::process::exit(2);
+        }
+    };
     // Logs only for errors unless RUST_LOG says otherwise: the devnet prints its own lines.
     let telemetry = match init_telemetry_with_log_level("alys-engine-devnet", "error") {
         Ok(guard) => guard,
