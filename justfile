@@ -42,6 +42,7 @@ bench:
 # Benchmarks against the real EthereumJS client (not part of CI).
 bench-e2e: _el-if-needed
     BENCH_EL=ethereumjs cargo bench -p engine-benches --bench prepared_build
+    BENCH_EL=ethereumjs cargo bench -p engine-benches --bench el_slot
 
 # API docs for every crate.
 docs:

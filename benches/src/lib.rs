@@ -52,3 +52,29 @@ pub async fn direct_slot(
         .await?;
     Ok(built.block_hash())
 }
+
+/// One Alys slot through the actor: build with `peg_ins` peg-ins → commit. Returns the new head.
+pub async fn actor_slot(
+    engine: &engine_actor::EngineHandle,
+    peg_ins: usize,
+) -> Result<B256, EngineError> {
+    let head = engine.forkchoice().await?;
+    let pegs: Vec<AddBalance> = (0..peg_ins)
+        .map(|i| AddBalance(Address::with_last_byte(i as u8 + 1), ConsensusAmount(1_000)))
+        .collect();
+    let request =
+        engine_types::BuildPayloadRequest::new(head.head_timestamp + 1).with_peg_ins(pegs);
+    let built = engine.build_payload(request).await?;
+    engine.commit_payload(built.execution_data).await
+}
+
+/// Median and 95th percentile of `samples` (sorted in place), in milliseconds.
+pub fn p50_p95_ms(samples: &mut [std::time::Duration]) -> (f64, f64) {
+    if samples.is_empty() {
+        return (0.0, 0.0);
+    }
+    samples.sort();
+    let at =
+        |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
+    (at(0.5), at(0.95))
+}

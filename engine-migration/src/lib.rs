@@ -1,4 +1,13 @@
-//! Moving safely: the legacy `Engine` → `EngineActor` migration adapter (shadow, canary,
-//! parallel, rollback) and the Lighthouse v4 (Capella) ↔ v5 (Deneb) compatibility layer.
+//! Moving safely: the Lighthouse v4 (Capella) ↔ v5 (Deneb) compatibility layer, and (to come)
+//! the legacy `Engine` → `EngineActor` migration adapter and the migration controller.
 //!
-//! Nothing is exported yet: this crate is built in issue #5, after the actor tree.
+//! | module | what |
+//! |---|---|
+//! | [`lighthouse`] | [`CapellaPayload`] ↔ [`DenebPayload`], attributes and newPayload requests, with `From`/`TryFrom` |
+
+pub mod lighthouse;
+
+pub use lighthouse::{
+    CapellaAttributes, CapellaNewPayload, CapellaPayload, ConversionError, DenebAttributes,
+    DenebNewPayload, DenebPayload,
+};
