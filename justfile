@@ -35,7 +35,7 @@ lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Criterion benchmarks against the in-process mock.
+# Benchmarks against the in-process mock (criterion suites and the 10 000-slot workload).
 bench:
     cargo bench -p engine-benches
 

@@ -53,17 +53,17 @@ pub async fn direct_slot(
     Ok(built.block_hash())
 }
 
-/// One Alys slot through the actor: build with `peg_ins` peg-ins → commit. Returns the new head.
+/// One Alys slot through the actor at `timestamp`: build with `peg_ins` peg-ins → commit.
+/// Returns the new head. (The caller tracks the timestamp, as the direct path does.)
 pub async fn actor_slot(
     engine: &engine_actor::EngineHandle,
+    timestamp: u64,
     peg_ins: usize,
 ) -> Result<B256, EngineError> {
-    let head = engine.forkchoice().await?;
     let pegs: Vec<AddBalance> = (0..peg_ins)
         .map(|i| AddBalance(Address::with_last_byte(i as u8 + 1), ConsensusAmount(1_000)))
         .collect();
-    let request =
-        engine_types::BuildPayloadRequest::new(head.head_timestamp + 1).with_peg_ins(pegs);
+    let request = engine_types::BuildPayloadRequest::new(timestamp).with_peg_ins(pegs);
     let built = engine.build_payload(request).await?;
     engine.commit_payload(built.execution_data).await
 }
