@@ -67,7 +67,11 @@ fn main() {
     if std::env::var("WORKLOAD_ROLE").as_deref() == Ok("mock") {
         return serve_mock();
     }
-    // `cargo bench` passes `--bench`; nothing to parse.
+    // Only under `cargo bench` (which passes `--bench`): test runners list targets by running
+    // them with `--list`, and this is a workload, not a test.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
     let slots: u64 = std::env::var("SLOTS")
         .ok()
         .and_then(|s| s.parse().ok())
