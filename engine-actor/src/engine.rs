@@ -610,13 +610,22 @@ async fn commit(env: &WriteEnv, data: ExecutionData) -> Result<(B256, Changes), 
     Ok((hash, changes))
 }
 
-async fn finalize(env: &WriteEnv, hash: B256) -> Result<((), Changes), EngineError> {
-    let (number, _) = block_header(&env.primary, hash, "block to finalize").await?;
+/// The (number, timestamp) of `hash` after checking it can become the head's ancestor target of
+/// a finalize or revert: known to the EL, not above the head, not older than the finalized
+/// block (`past_finality` says why that is refused), and on the head's chain.
+async fn checked_target(
+    env: &WriteEnv,
+    hash: B256,
+    what: &str,
+    above_head: &str,
+    past_finality: &str,
+) -> Result<(u64, u64), EngineError> {
+    let (number, timestamp) = block_header(&env.primary, hash, what).await?;
     if number > env.snapshot.head_number {
         return Err(EngineError::invalid_request(
             "hash",
             format!(
-                "block {hash} (#{number}) is above the head (#{}); commit it first",
+                "{what} {hash} (#{number}) is above the head (#{}); {above_head}",
                 env.snapshot.head_number
             ),
         ));
@@ -625,12 +634,24 @@ async fn finalize(env: &WriteEnv, hash: B256) -> Result<((), Changes), EngineErr
         return Err(EngineError::invalid_request(
             "hash",
             format!(
-                "block #{number} is older than the finalized block #{}; finality cannot move back",
+                "{what} #{number} is older than the finalized block #{}; {past_finality}",
                 env.snapshot.finalized_number
             ),
         ));
     }
-    require_canonical(&env.primary, hash, number, "block to finalize").await?;
+    require_canonical(&env.primary, hash, number, what).await?;
+    Ok((number, timestamp))
+}
+
+async fn finalize(env: &WriteEnv, hash: B256) -> Result<((), Changes), EngineError> {
+    let (number, _) = checked_target(
+        env,
+        hash,
+        "block to finalize",
+        "commit it first",
+        "finality cannot move back",
+    )
+    .await?;
     let state = ForkchoiceState {
         head_block_hash: env.snapshot.head,
         safe_block_hash: hash,
@@ -653,23 +674,14 @@ async fn finalize(env: &WriteEnv, hash: B256) -> Result<((), Changes), EngineErr
 }
 
 async fn revert(env: &WriteEnv, hash: B256) -> Result<((), Changes), EngineError> {
-    let (number, timestamp) = block_header(&env.primary, hash, "block to revert to").await?;
-    if number > env.snapshot.head_number {
-        return Err(EngineError::invalid_request(
-            "hash",
-            format!("block {hash} (#{number}) is not an ancestor of the head"),
-        ));
-    }
-    if !env.snapshot.finalized.is_zero() && number < env.snapshot.finalized_number {
-        return Err(EngineError::invalid_request(
-            "hash",
-            format!(
-                "block #{number} is older than the finalized block #{}; cannot revert past finality",
-                env.snapshot.finalized_number
-            ),
-        ));
-    }
-    require_canonical(&env.primary, hash, number, "block to revert to").await?;
+    let (number, timestamp) = checked_target(
+        env,
+        hash,
+        "block to revert to",
+        "it is not an ancestor of the head",
+        "cannot revert past finality",
+    )
+    .await?;
     let state = ForkchoiceState {
         head_block_hash: hash,
         safe_block_hash: env.snapshot.finalized,
