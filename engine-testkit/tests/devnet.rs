@@ -131,3 +131,13 @@ fn a_bad_flag_is_one_line_and_exit_2() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     insta::assert_snapshot!("bad_flag", stderr);
 }
+
+#[test]
+fn a_leading_double_dash_is_accepted() {
+    let out = devnet(&["--", "--slots", "1", "--slot-ms", "100", "--json"]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

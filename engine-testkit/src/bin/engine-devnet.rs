@@ -93,7 +93,13 @@ struct Summary {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args = match Args::try_parse() {
+    // `just run -- --slots 5` hands us a literal `--` first; accept it like `just run --slots 5`.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os()
+        .enumerate()
+        .filter(|(i, a)| !(*i == 1 && a == "--"))
+        .map(|(_, a)| a)
+        .collect();
+    let args = match Args::try_parse_from(argv) {
         Ok(args) => args,
         Err(e)
             if matches!(
