@@ -14,7 +14,8 @@
 //!
 //! Things learned from running EthereumJS 0.10.5 that shape this module:
 //! * It rejects a JWT whose `exp` claim is `null` ("Token expired"), which is what
-//!   `Claims { exp: None, .. }` serializes to, so tokens here always carry `exp = iat + 60`.
+//!   `Claims { exp: None, .. }` serializes to; tokens here come from
+//!   [`engine_clients::bearer_token`], which leaves `exp` out.
 //! * It handles SIGTERM by a slow shutdown (about 8 s), so the process group gets SIGKILL after a
 //!   short grace period; the chain lives in a temporary directory, so nothing is lost.
 //! * Its RLPx/discovery sockets bind `0.0.0.0` whatever the flags say; with `--maxPeers 0` they
@@ -45,7 +46,7 @@ use std::{
 };
 
 use alloy_primitives::{Address, Bytes, U256, address, hex};
-use alloy_rpc_types_engine::{Claims, JwtSecret};
+use alloy_rpc_types_engine::JwtSecret;
 use http_body_util::{BodyExt as _, Full};
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
 use hyper_util::{
@@ -78,8 +79,6 @@ const REAP_TIMEOUT: Duration = Duration::from_secs(2);
 const EXIT_POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// Upper bound for `geth init`.
 const GETH_INIT_TIMEOUT: Duration = Duration::from_secs(60);
-/// Lifetime of the JWTs used for readiness probes (clients accept `iat` within ±60 s).
-const JWT_LIFETIME_SECS: u64 = 60;
 /// Log lines quoted in [`LaunchError`]s.
 const ERROR_LOG_LINES: usize = 40;
 /// Only the end of the log is read for [`RealExecutionClient::log_tail`].
@@ -698,8 +697,8 @@ impl RealExecutionClient {
 
     /// The JWT secret the client checks Engine API calls against.
     ///
-    /// When making tokens for EthereumJS give them an `exp` (`Claims { exp: Some(iat + 60), .. }`):
-    /// it rejects `"exp": null` as expired.
+    /// Sign tokens for it with [`engine_clients::bearer_token`] (no `exp`): EthereumJS rejects
+    /// `"exp": null` as expired.
     pub const fn jwt_secret(&self) -> JwtSecret {
         self.jwt_secret
     }
@@ -843,7 +842,9 @@ async fn rpc_probe(
     let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
     let mut request = hyper::Request::post(url).header(CONTENT_TYPE, "application/json");
     if let Some(secret) = jwt {
-        request = request.header(AUTHORIZATION, format!("Bearer {}", bearer_token(secret)?));
+        let token =
+            engine_clients::bearer_token(secret).map_err(|err| format!("signing a JWT: {err}"))?;
+        request = request.header(AUTHORIZATION, token);
     }
     let request = request
         .body(Full::new(bytes::Bytes::from(body.to_string())))
@@ -872,18 +873,6 @@ async fn rpc_probe(
     tokio::time::timeout(PROBE_TIMEOUT, exchange)
         .await
         .map_err(|_| format!("{method} took longer than {PROBE_TIMEOUT:?}"))?
-}
-
-/// HS256 token with a fresh `iat` and an `exp` a minute later (EthereumJS treats a missing
-/// `exp`, serialized as `null`, as expired).
-fn bearer_token(secret: &JwtSecret) -> Result<String, String> {
-    let iat = unix_now();
-    secret
-        .encode(&Claims {
-            iat,
-            exp: Some(iat + JWT_LIFETIME_SECS),
-        })
-        .map_err(|err| format!("encoding a JWT: {err}"))
 }
 
 fn unix_now() -> u64 {
