@@ -7,6 +7,7 @@
 use std::{
     future::Future,
     pin::Pin,
+    sync::{Arc, RwLock},
     task::{Context, Poll},
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -32,15 +33,45 @@ pub fn bearer_token(secret: &JwtSecret) -> Result<String, jsonwebtoken::errors::
     Ok(format!("Bearer {token}"))
 }
 
+/// The secret a client signs with; replaceable while the client runs (secret rotation).
+#[derive(Debug, Clone)]
+pub struct SecretCell(Arc<RwLock<JwtSecret>>);
+
+impl SecretCell {
+    /// A cell holding `secret`.
+    pub fn new(secret: JwtSecret) -> Self {
+        Self(Arc::new(RwLock::new(secret)))
+    }
+
+    /// The current secret.
+    pub fn get(&self) -> JwtSecret {
+        *self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Replace the secret; returns whether it changed.
+    pub fn replace(&self, secret: JwtSecret) -> bool {
+        let mut current = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let changed = current.as_bytes() != secret.as_bytes();
+        *current = secret;
+        changed
+    }
+}
+
 /// Adds `Authorization: Bearer <jwt>` to every request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct JwtAuthLayer {
-    secret: JwtSecret,
+    secret: SecretCell,
 }
 
 impl JwtAuthLayer {
-    /// Sign with `secret`.
-    pub const fn new(secret: JwtSecret) -> Self {
+    /// Sign with the secret in `secret` (read again for every request).
+    pub const fn new(secret: SecretCell) -> Self {
         Self { secret }
     }
 }
@@ -51,7 +82,7 @@ impl<S> Layer<S> for JwtAuthLayer {
     fn layer(&self, inner: S) -> Self::Service {
         JwtAuthService {
             inner,
-            secret: self.secret,
+            secret: self.secret.clone(),
         }
     }
 }
@@ -60,7 +91,7 @@ impl<S> Layer<S> for JwtAuthLayer {
 #[derive(Debug, Clone)]
 pub struct JwtAuthService<S> {
     inner: S,
-    secret: JwtSecret,
+    secret: SecretCell,
 }
 
 /// A request that could not be authenticated, or the inner service's error.
@@ -90,7 +121,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let token = bearer_token(&self.secret)
+        let token = bearer_token(&self.secret.get())
             .map_err(JwtAuthError::Token)
             .and_then(|t| {
                 HeaderValue::from_str(&t).map_err(|_| {

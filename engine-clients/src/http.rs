@@ -31,7 +31,8 @@ use serde::{Deserialize, Serialize};
 use tracing::{Instrument, Span, debug, warn};
 
 use crate::{
-    BuiltPayload, Capabilities, ExecutionClient, JwtAuthLayer, Quirks, SyncState, load_jwt_secret,
+    BuiltPayload, Capabilities, ExecutionClient, JwtAuthLayer, Quirks, SecretCell, SyncState,
+    load_jwt_secret,
 };
 
 /// What we tell `engine_getClientVersionV1` about ourselves. "AE" is not a registered client
@@ -47,6 +48,9 @@ pub struct ClientOptions {
     pub eth_url: Option<String>,
     /// The JWT secret.
     pub jwt_secret: JwtSecret,
+    /// The file the secret came from; when set, a 401 makes the client read it again and, if
+    /// the secret changed (rotation), retry once with the new one.
+    pub jwt_secret_path: Option<std::path::PathBuf>,
     /// Fork schedule choosing method versions.
     pub fork_schedule: ForkSchedule,
     /// Per-method deadlines.
@@ -75,6 +79,7 @@ impl ClientOptions {
             engine_url: endpoint.engine_url.clone(),
             eth_url: endpoint.eth_url.clone(),
             jwt_secret: load_jwt_secret(&endpoint.jwt_secret_path)?,
+            jwt_secret_path: Some(endpoint.jwt_secret_path.clone()),
             fork_schedule: config.fork_schedule,
             timeouts: config.timeouts,
             retry: config.retry,
@@ -90,6 +95,7 @@ impl ClientOptions {
             engine_url: engine_url.into(),
             eth_url: None,
             jwt_secret,
+            jwt_secret_path: None,
             fork_schedule: config.fork_schedule,
             timeouts: config.timeouts,
             retry: config.retry,
@@ -103,7 +109,9 @@ impl ClientOptions {
         engine_url: impl Into<String>,
         path: &Path,
     ) -> Result<Self, EngineError> {
-        Ok(Self::new(engine_url, load_jwt_secret(path)?))
+        let mut options = Self::new(engine_url, load_jwt_secret(path)?);
+        options.jwt_secret_path = Some(path.to_path_buf());
+        Ok(options)
     }
 
     /// Use this fork schedule.
@@ -140,6 +148,7 @@ impl ClientOptions {
 /// The Engine API + `eth_` client on alloy: `RootProvider` over a hyper HTTP transport with
 /// [`JwtAuthLayer`] (HS256, a fresh `iat` on every request).
 pub struct HttpExecutionClient {
+    secret: SecretCell,
     engine: RootProvider<Ethereum>,
     eth: RootProvider<Ethereum>,
     options: ClientOptions,
@@ -194,9 +203,10 @@ impl HttpExecutionClient {
     /// undetected). [`HttpExecutionClient::connect`] is what callers normally want.
     pub fn new_unconnected(options: ClientOptions) -> Result<Self, EngineError> {
         let engine_url = parse_url("engine_url", &options.engine_url)?;
+        let secret = SecretCell::new(options.jwt_secret);
         let hyper = Client::builder(TokioExecutor::new()).build_http::<Full<BodyBytes>>();
         let service = tower::ServiceBuilder::new()
-            .layer(JwtAuthLayer::new(options.jwt_secret))
+            .layer(JwtAuthLayer::new(secret.clone()))
             .service(hyper);
         let transport = HyperClient::<Full<BodyBytes>, _>::with_service(service);
         let engine = RootProvider::new(RpcClient::new(
@@ -214,6 +224,7 @@ impl HttpExecutionClient {
             None => engine.clone(),
         };
         Ok(Self {
+            secret,
             engine,
             eth,
             options,
@@ -358,20 +369,28 @@ impl HttpExecutionClient {
             }
         };
         let retry = self.options.retry;
-        let result = if !idempotent || retry.max_retries == 0 {
-            once().instrument(span.clone()).await
-        } else {
-            let backoff = ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(retry.initial_backoff_ms))
-                .with_max_delay(Duration::from_millis(retry.max_backoff_ms))
-                .with_max_times(retry.max_retries)
-                .with_jitter();
-            once.retry(backoff)
-                .when(EngineError::is_retryable)
-                .notify(|e, after| debug!(method, error = %e, ?after, "retrying"))
-                .instrument(span.clone())
-                .await
+        let attempt = || async {
+            if !idempotent || retry.max_retries == 0 {
+                once().instrument(span.clone()).await
+            } else {
+                let backoff = ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(retry.initial_backoff_ms))
+                    .with_max_delay(Duration::from_millis(retry.max_backoff_ms))
+                    .with_max_times(retry.max_retries)
+                    .with_jitter();
+                once.retry(backoff)
+                    .when(EngineError::is_retryable)
+                    .notify(|e, after| debug!(method, error = %e, ?after, "retrying"))
+                    .instrument(span.clone())
+                    .await
+            }
         };
+        let mut result = attempt().await;
+        // A 401 after the secret file changed is a rotation: sign with the new secret and try
+        // once more (the refused request was not processed, so this is safe for writes too).
+        if matches!(result, Err(EngineError::Auth { .. })) && self.reload_secret() {
+            result = attempt().await;
+        }
         match &result {
             Ok(value) => after(value, &span),
             Err(e) => {
@@ -386,6 +405,24 @@ impl HttpExecutionClient {
             observer.observe(method, started.elapsed(), result.as_ref().err());
         }
         result
+    }
+
+    /// Read the secret file again; true if the secret changed.
+    fn reload_secret(&self) -> bool {
+        let Some(path) = &self.options.jwt_secret_path else {
+            return false;
+        };
+        match load_jwt_secret(path) {
+            Ok(secret) if self.secret.replace(secret) => {
+                tracing::info!(path = %path.display(), "JWT secret changed on disk; using the new one");
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                warn!(error = %e, "could not re-read the JWT secret after a 401");
+                false
+            }
+        }
     }
 
     fn slot_bounded(&self, method: EngineMethod) -> Duration {

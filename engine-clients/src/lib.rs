@@ -23,7 +23,7 @@ pub mod http;
 pub mod jwt;
 pub mod quirks;
 
-pub use auth::{JwtAuthLayer, bearer_token};
+pub use auth::{JwtAuthLayer, SecretCell, bearer_token};
 pub use client::{BuiltPayload, Capabilities, ExecutionClient, SyncState};
 pub use http::{ClientOptions, HttpExecutionClient, RpcObserver, classify};
 pub use jwt::{load_jwt_secret, parse_jwt_secret};

@@ -634,3 +634,39 @@ async fn restarted_el_is_reachable_again_with_its_chain() {
         .unwrap();
     assert_eq!(block.header.hash, head);
 }
+
+#[tokio::test]
+async fn a_secret_rotated_on_disk_is_picked_up_without_a_restart() {
+    let mock = MockExecutionLayer::start(MockConfig::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = mock.write_jwt_secret(dir.path()).unwrap();
+    let options = ClientOptions::with_secret_file(mock.url(), &path).unwrap();
+    let client = HttpExecutionClient::connect(options).await.unwrap();
+    assert_eq!(client.chain_id().await.unwrap(), 263_634);
+
+    // The operator rotates the secret: the EL and the file change together.
+    let rotated = JwtSecret::random();
+    mock.set_jwt_secret(rotated);
+    std::fs::write(&path, alloy_primitives::hex::encode(rotated.as_bytes())).unwrap();
+    mock.clear_requests();
+    assert_eq!(
+        client.chain_id().await.unwrap(),
+        263_634,
+        "re-read the file after the 401 and retried"
+    );
+    let auth: Vec<bool> = mock
+        .requests_for("eth_chainId")
+        .iter()
+        .map(|r| r.authorized)
+        .collect();
+    assert_eq!(auth, vec![false, true]);
+
+    // The EL changed but the file did not: a clear Auth error, not a retry loop.
+    mock.set_jwt_secret(JwtSecret::random());
+    mock.clear_requests();
+    let err = client.chain_id().await.unwrap_err();
+    assert!(matches!(err, EngineError::Auth { .. }), "{err:?}");
+    assert_eq!(mock.requests_for("eth_chainId").len(), 1);
+}

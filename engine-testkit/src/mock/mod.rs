@@ -350,6 +350,8 @@ pub struct RecordedRequest {
 
 struct Shared {
     config: MockConfig,
+    /// Starts as `config.jwt_secret`; tests may rotate it.
+    secret: Mutex<JwtSecret>,
     chain: Mutex<MockChain>,
     faults: Mutex<VecDeque<FaultRule>>,
     requests: Mutex<Vec<RecordedRequest>>,
@@ -401,6 +403,7 @@ impl MockExecutionLayer {
     pub async fn start(config: MockConfig) -> Result<Self, MockError> {
         let chain = MockChain::new(&config);
         let shared = Arc::new(Shared {
+            secret: Mutex::new(config.jwt_secret),
             config,
             chain: Mutex::new(chain),
             faults: Mutex::new(VecDeque::new()),
@@ -478,13 +481,18 @@ impl MockExecutionLayer {
 
     /// The JWT secret requests must carry.
     pub fn jwt_secret(&self) -> JwtSecret {
-        self.shared.config.jwt_secret
+        *lock(&self.shared.secret)
+    }
+
+    /// Start accepting only tokens signed with `secret` (a secret rotation at the EL).
+    pub fn set_jwt_secret(&self, secret: JwtSecret) {
+        *lock(&self.shared.secret) = secret;
     }
 
     /// Write the JWT secret as hex into `dir/jwt.hex` and return the path.
     pub fn write_jwt_secret(&self, dir: &Path) -> Result<PathBuf, MockError> {
         let path = dir.join("jwt.hex");
-        let hex = alloy_primitives::hex::encode(self.shared.config.jwt_secret.as_bytes());
+        let hex = alloy_primitives::hex::encode(self.jwt_secret().as_bytes());
         std::fs::write(&path, hex).map_err(|source| MockError::Write {
             path: path.clone(),
             source,
@@ -583,7 +591,11 @@ fn unix_now() -> i64 {
 }
 
 /// Checks the bearer token like execution clients do; the error is the 401 body.
-fn check_jwt(config: &MockConfig, auth: Option<&str>) -> Result<(), &'static str> {
+fn check_jwt(
+    config: &MockConfig,
+    secret: &JwtSecret,
+    auth: Option<&str>,
+) -> Result<(), &'static str> {
     let token = auth
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or("missing token")?;
@@ -601,7 +613,7 @@ fn check_jwt(config: &MockConfig, auth: Option<&str>) -> Result<(), &'static str
         use serde::Deserialize;
         Ok(Some(Option::<i64>::deserialize(d)?))
     }
-    let key = jsonwebtoken::DecodingKey::from_secret(config.jwt_secret.as_bytes());
+    let key = jsonwebtoken::DecodingKey::from_secret(secret.as_bytes());
     let data = jsonwebtoken::decode::<Claims>(token, &key, &validation)
         .map_err(|_| "Unauthorized: invalid token signature or claims")?;
     let now = unix_now() + config.clock_skew_secs;
@@ -629,7 +641,8 @@ async fn handle_http(shared: Arc<Shared>, req: Request<Incoming>) -> HttpResult 
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let parsed: Option<Value> = serde_json::from_slice(&body).ok();
-    let auth_result = check_jwt(&shared.config, auth.as_deref());
+    let secret = *lock(&shared.secret);
+    let auth_result = check_jwt(&shared.config, &secret, auth.as_deref());
 
     let calls: Vec<Value> = match &parsed {
         Some(Value::Array(items)) => items.clone(),
