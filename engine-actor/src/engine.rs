@@ -258,24 +258,17 @@ fn block_view(block: &Block, full: bool) -> Block {
     out
 }
 
-/// The RLP size of the block a payload encodes (0 if it does not decode).
-fn payload_rlp_size(data: &ExecutionData) -> usize {
-    data.payload
-        .clone()
-        .try_into_block_with_sidecar::<TxEnvelope>(&data.sidecar)
-        .map(|b| alloy_rlp::Encodable::length(&b))
-        .unwrap_or_default()
-}
-
 /// The rpc block of a committed payload, with full (signer-recovered) transactions, so the
-/// node's "block with transactions right after commit" is a cache hit.
-pub fn block_from_payload(data: &ExecutionData) -> Option<Block> {
+/// node's "block with transactions right after commit" is a cache hit; and the block's RLP
+/// size. `None` if the payload does not decode (the EL will have said INVALID anyway).
+pub fn block_from_payload(data: &ExecutionData) -> Option<(Block, usize)> {
     let hash = data.payload.block_hash();
     let block = data
         .payload
         .clone()
         .try_into_block_with_sidecar::<TxEnvelope>(&data.sidecar)
         .ok()?;
+    let size = alloy_rlp::Encodable::length(&block);
     let number = block.header.number;
     let base_fee = block.header.base_fee_per_gas;
     let transactions = block
@@ -298,12 +291,15 @@ pub fn block_from_payload(data: &ExecutionData) -> Option<Block> {
             ))
         })
         .collect::<Option<Vec<_>>>()?;
-    Some(Block {
-        header: Header::from_consensus(Sealed::new_unchecked(block.header, hash), None, None),
-        uncles: Vec::new(),
-        transactions: BlockTransactions::Full(transactions),
-        withdrawals: block.body.withdrawals,
-    })
+    Some((
+        Block {
+            header: Header::from_consensus(Sealed::new_unchecked(block.header, hash), None, None),
+            uncles: Vec::new(),
+            transactions: BlockTransactions::Full(transactions),
+            withdrawals: block.body.withdrawals,
+        },
+        size,
+    ))
 }
 
 fn finish<T: Send + 'static>(
@@ -582,9 +578,10 @@ async fn commit(env: &WriteEnv, data: ExecutionData) -> Result<(B256, Changes), 
     let hash = data.payload.block_hash();
     let number = data.payload.block_number();
     let timestamp = data.payload.timestamp();
-    let block = block_from_payload(&data).map(Arc::new);
+    let (block, size) =
+        block_from_payload(&data).map_or((None, 0), |(b, size)| (Some(Arc::new(b)), size));
     let payload_stats = (
-        payload_rlp_size(&data),
+        size,
         data.payload.transactions().len(),
         data.payload.as_v1().gas_used,
     );
