@@ -28,7 +28,7 @@ test: _el-if-needed
 
 # Only the tests against real execution clients (EthereumJS; Reth/Geth when RETH_BIN/GETH_BIN or PATH has them).
 e2e: _el-if-needed
-    cargo nextest run --workspace -E 'binary(real_el) | binary(real_el_launcher)'
+    cargo nextest run --workspace -E 'binary(real_el) | binary(real_el_launcher) | binary(bridge_real_el) | test(ethereumjs)'
 
 # Formatting and clippy with warnings as errors.
 lint:
