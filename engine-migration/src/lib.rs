@@ -4,8 +4,12 @@
 //! | module | what |
 //! |---|---|
 //! | [`lighthouse`] | [`CapellaPayload`] ↔ [`DenebPayload`], attributes and newPayload requests, with `From`/`TryFrom` |
+//! | [`legacy`] | [`LegacyEngine`] (the old engine's operations), [`DirectEngine`] (the old path, status-checked), [`StateValidator`] |
 
+pub mod legacy;
 pub mod lighthouse;
+
+pub use legacy::{DirectEngine, LegacyEngine, Mismatch, StateValidator};
 
 pub use lighthouse::{
     CapellaAttributes, CapellaNewPayload, CapellaPayload, ConversionError, DenebAttributes,

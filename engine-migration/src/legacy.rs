@@ -1,0 +1,292 @@
+//! The legacy engine's operations as a trait, so the old path and the actor path can run side
+//! by side: [`DirectEngine`] (the old sequential behaviour on engine-clients, but checking the
+//! payload status) and the actor facade [`engine_actor::Engine`] both implement
+//! [`LegacyEngine`]; [`StateValidator`] compares what they produce.
+
+use std::{future::Future, time::Duration};
+
+use alloy_eips::{BlockId, BlockNumberOrTag};
+use alloy_primitives::B256;
+use alloy_rpc_types_engine::{ExecutionData, ExecutionPayload, ForkchoiceState, PayloadAttributes};
+use alloy_rpc_types_eth::{Block, TransactionReceipt};
+use engine_clients::{ExecutionClient, HttpExecutionClient};
+use engine_types::{
+    AddBalance, DEFAULT_FEE_RECIPIENT, EngineError, require_valid, withdrawals_from_peg_ins,
+};
+use tokio::sync::Mutex;
+
+/// The operations of the node's old `Engine`, with errors instead of unwraps.
+pub trait LegacyEngine: Send + Sync {
+    /// Build a block at `timestamp` on `payload_head` (or the head) carrying `add_balances`.
+    fn build_block(
+        &self,
+        timestamp: Duration,
+        payload_head: Option<B256>,
+        add_balances: Vec<AddBalance>,
+    ) -> impl Future<Output = Result<ExecutionData, EngineError>> + Send;
+    /// Commit a payload; Ok only if the EL found it VALID and made it head.
+    fn commit_block(
+        &self,
+        payload: ExecutionData,
+    ) -> impl Future<Output = Result<B256, EngineError>> + Send;
+    /// Finalize `hash` at the EL.
+    fn set_finalized(&self, hash: B256) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// The block with full transactions.
+    fn get_block_with_txs(
+        &self,
+        hash: &B256,
+    ) -> impl Future<Output = Result<Option<Block>, EngineError>> + Send;
+    /// A transaction receipt.
+    fn get_transaction_receipt(
+        &self,
+        tx: B256,
+    ) -> impl Future<Output = Result<Option<TransactionReceipt>, EngineError>> + Send;
+}
+
+impl LegacyEngine for engine_actor::Engine {
+    fn build_block(
+        &self,
+        timestamp: Duration,
+        payload_head: Option<B256>,
+        add_balances: Vec<AddBalance>,
+    ) -> impl Future<Output = Result<ExecutionData, EngineError>> + Send {
+        Self::build_block(self, timestamp, payload_head, add_balances)
+    }
+
+    fn commit_block(
+        &self,
+        payload: ExecutionData,
+    ) -> impl Future<Output = Result<B256, EngineError>> + Send {
+        Self::commit_block(self, payload)
+    }
+
+    fn set_finalized(&self, hash: B256) -> impl Future<Output = Result<(), EngineError>> + Send {
+        Self::set_finalized(self, hash)
+    }
+
+    fn get_block_with_txs(
+        &self,
+        hash: &B256,
+    ) -> impl Future<Output = Result<Option<Block>, EngineError>> + Send {
+        Self::get_block_with_txs(self, hash)
+    }
+
+    fn get_transaction_receipt(
+        &self,
+        tx: B256,
+    ) -> impl Future<Output = Result<Option<TransactionReceipt>, EngineError>> + Send {
+        Self::get_transaction_receipt(self, tx)
+    }
+}
+
+/// The old engine's sequential behaviour, on engine-clients: no actor, no caches, one call after
+/// the other — but the payload status is checked (the old code returned an ancestor's hash as
+/// success on INVALID) and nothing unwraps.
+#[derive(Debug)]
+pub struct DirectEngine {
+    client: HttpExecutionClient,
+    /// Forkchoice as the old engine kept it (head and finalized).
+    forkchoice: Mutex<ForkchoiceState>,
+    /// Next withdrawal index.
+    next_withdrawal_index: Mutex<u64>,
+}
+
+impl DirectEngine {
+    /// Over a connected client; head and finalized start from the EL's `latest`/`finalized`.
+    pub async fn new(client: HttpExecutionClient) -> Result<Self, EngineError> {
+        let head = client
+            .block(BlockId::latest(), false)
+            .await?
+            .ok_or_else(|| EngineError::NotFound {
+                what: "the execution client's latest block".into(),
+            })?;
+        let finalized = client
+            .block(BlockId::Number(BlockNumberOrTag::Finalized), false)
+            .await
+            .ok()
+            .flatten()
+            .map(|b| b.header.hash)
+            .unwrap_or_default();
+        let state = ForkchoiceState {
+            head_block_hash: head.header.hash,
+            safe_block_hash: finalized,
+            finalized_block_hash: finalized,
+        };
+        Ok(Self {
+            client,
+            forkchoice: Mutex::new(state),
+            next_withdrawal_index: Mutex::new(0),
+        })
+    }
+
+    /// The client underneath.
+    pub const fn client(&self) -> &HttpExecutionClient {
+        &self.client
+    }
+}
+
+impl LegacyEngine for DirectEngine {
+    async fn build_block(
+        &self,
+        timestamp: Duration,
+        payload_head: Option<B256>,
+        add_balances: Vec<AddBalance>,
+    ) -> Result<ExecutionData, EngineError> {
+        let mut state = *self.forkchoice.lock().await;
+        if let Some(head) = payload_head {
+            state.head_block_hash = head;
+        }
+        let first_index = *self.next_withdrawal_index.lock().await;
+        let fork = self.client.fork_schedule().fork_at(timestamp.as_secs());
+        let root = fork.has_blob_fields().then_some(B256::ZERO);
+        let attributes = PayloadAttributes {
+            timestamp: timestamp.as_secs(),
+            prev_randao: B256::ZERO,
+            suggested_fee_recipient: DEFAULT_FEE_RECIPIENT,
+            withdrawals: Some(withdrawals_from_peg_ins(&add_balances, first_index)),
+            parent_beacon_block_root: root,
+        };
+        let updated = self
+            .client
+            .forkchoice_updated(state, Some(attributes))
+            .await?;
+        let id = updated
+            .payload_id
+            .ok_or_else(|| EngineError::MissingInResponse {
+                method: "engine_forkchoiceUpdated".into(),
+                missing: "a payload id".into(),
+            })?;
+        let built = self
+            .client
+            .get_payload(id, timestamp.as_secs(), root)
+            .await?;
+        *self.next_withdrawal_index.lock().await += add_balances.len() as u64;
+        Ok(built.execution_data)
+    }
+
+    async fn commit_block(&self, payload: ExecutionData) -> Result<B256, EngineError> {
+        let hash = payload.payload.block_hash();
+        require_valid(&self.client.new_payload(&payload).await?, hash)?;
+        let mut state = *self.forkchoice.lock().await;
+        state.head_block_hash = hash;
+        let updated = self.client.forkchoice_updated(state, None).await?;
+        if !updated.payload_status.is_valid() {
+            return Err(EngineError::Syncing { block_hash: hash });
+        }
+        *self.forkchoice.lock().await = state;
+        Ok(hash)
+    }
+
+    async fn set_finalized(&self, hash: B256) -> Result<(), EngineError> {
+        let mut state = *self.forkchoice.lock().await;
+        state.safe_block_hash = hash;
+        state.finalized_block_hash = hash;
+        self.client.forkchoice_updated(state, None).await?;
+        *self.forkchoice.lock().await = state;
+        Ok(())
+    }
+
+    async fn get_block_with_txs(&self, hash: &B256) -> Result<Option<Block>, EngineError> {
+        self.client.block(BlockId::Hash((*hash).into()), true).await
+    }
+
+    async fn get_transaction_receipt(
+        &self,
+        tx: B256,
+    ) -> Result<Option<TransactionReceipt>, EngineError> {
+        self.client.transaction_receipt(tx).await
+    }
+}
+
+/// One way two payloads differ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mismatch {
+    /// Different block hashes.
+    BlockHash {
+        /// Legacy path's.
+        legacy: B256,
+        /// Actor path's.
+        actor: B256,
+    },
+    /// Different transaction counts.
+    TransactionCount {
+        /// Legacy path's.
+        legacy: usize,
+        /// Actor path's.
+        actor: usize,
+    },
+    /// Gas used differs by more than the tolerance.
+    GasUsed {
+        /// Legacy path's.
+        legacy: u64,
+        /// Actor path's.
+        actor: u64,
+    },
+    /// Different withdrawals (count, or an address/amount pair).
+    Withdrawals {
+        /// Legacy path's count.
+        legacy: usize,
+        /// Actor path's count.
+        actor: usize,
+    },
+}
+
+/// Compares what the legacy and the actor path produced for the same slot.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StateValidator {
+    /// Allowed relative difference in gas used (0.0 = exact; e.g. 0.01 = 1 %).
+    pub gas_tolerance: f64,
+    /// Whether identical block hashes are required (false when the two paths may legitimately
+    /// build different blocks, e.g. different transaction pools).
+    pub require_same_hash: bool,
+}
+
+impl Default for StateValidator {
+    fn default() -> Self {
+        Self {
+            gas_tolerance: 0.0,
+            require_same_hash: true,
+        }
+    }
+}
+
+impl StateValidator {
+    /// Every difference between `legacy` and `actor` (empty: they agree).
+    pub fn compare(&self, legacy: &ExecutionPayload, actor: &ExecutionPayload) -> Vec<Mismatch> {
+        let mut out = Vec::new();
+        if self.require_same_hash && legacy.block_hash() != actor.block_hash() {
+            out.push(Mismatch::BlockHash {
+                legacy: legacy.block_hash(),
+                actor: actor.block_hash(),
+            });
+        }
+        let (lt, at) = (legacy.transactions().len(), actor.transactions().len());
+        if lt != at {
+            out.push(Mismatch::TransactionCount {
+                legacy: lt,
+                actor: at,
+            });
+        }
+        let (lg, ag) = (legacy.as_v1().gas_used, actor.as_v1().gas_used);
+        let allowed = (lg.max(ag) as f64 * self.gas_tolerance).floor() as u64;
+        if lg.abs_diff(ag) > allowed {
+            out.push(Mismatch::GasUsed {
+                legacy: lg,
+                actor: ag,
+            });
+        }
+        let pairs = |p: &ExecutionPayload| {
+            p.withdrawals()
+                .map(|ws| ws.iter().map(|w| (w.address, w.amount)).collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        let (lw, aw) = (pairs(legacy), pairs(actor));
+        if lw != aw {
+            out.push(Mismatch::Withdrawals {
+                legacy: lw.len(),
+                actor: aw.len(),
+            });
+        }
+        out
+    }
+}
