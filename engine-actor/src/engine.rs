@@ -617,7 +617,14 @@ async fn checked_target(
     above_head: &str,
     past_finality: &str,
 ) -> Result<(u64, u64), EngineError> {
-    let (number, timestamp) = block_header(&env.primary, hash, what).await?;
+    // The head is on its own chain and its number is known: no lookups (finalizing the head
+    // is what Alys does most).
+    let is_head = hash == env.snapshot.head;
+    let (number, timestamp) = if is_head {
+        (env.snapshot.head_number, env.snapshot.head_timestamp)
+    } else {
+        block_header(&env.primary, hash, what).await?
+    };
     if number > env.snapshot.head_number {
         return Err(EngineError::invalid_request(
             "hash",
@@ -636,7 +643,9 @@ async fn checked_target(
             ),
         ));
     }
-    require_canonical(&env.primary, hash, number, what).await?;
+    if !is_head {
+        require_canonical(&env.primary, hash, number, what).await?;
+    }
     Ok((number, timestamp))
 }
 
