@@ -56,6 +56,12 @@ pub struct EngineArgs {
     pub events: broadcast::Sender<EngineEvent>,
     /// Where the engine's metrics are recorded.
     pub metrics: Arc<EngineMetrics>,
+    /// Shared by every EngineActor of one tree, across restarts: held by a write task for its
+    /// whole run and by initialisation while it loads the state file. A write still in flight
+    /// when its actor crashed thus finishes (EL calls and state file) before the successor
+    /// reads the file and re-announces it, so the successor's memory, the file and the EL
+    /// agree. It guards no data, only orders the writers of the EL and the file.
+    pub write_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A state change computed by a write task, applied by the actor before it replies.
@@ -120,6 +126,7 @@ pub struct EngineState {
     sessions: Vec<watch::Receiver<SessionStatus>>,
     events: broadcast::Sender<EngineEvent>,
     metrics: Arc<EngineMetrics>,
+    write_lock: Arc<tokio::sync::Mutex<()>>,
     snapshot: ForkchoiceSnapshot,
     initialized: bool,
     initializing: bool,
@@ -585,6 +592,13 @@ async fn commit(env: &WriteEnv, data: ExecutionData) -> Result<(B256, Changes), 
         data.payload.transactions().len(),
         data.payload.as_v1().gas_used,
     );
+    // Withdrawal indices continue after the committed chain's, whoever built the block (a
+    // block imported from a peer or built by the legacy path during a migration).
+    let after_withdrawals = data
+        .payload
+        .withdrawals()
+        .and_then(|ws| ws.last())
+        .map(|w| w.index.saturating_add(1));
     validate(env, data).await?;
     let state = ForkchoiceState {
         head_block_hash: hash,
@@ -593,6 +607,9 @@ async fn commit(env: &WriteEnv, data: ExecutionData) -> Result<(B256, Changes), 
     };
     forkchoice_everywhere(env, state, hash).await?;
     let mut snapshot = env.snapshot;
+    if let Some(next) = after_withdrawals {
+        snapshot.next_withdrawal_index = snapshot.next_withdrawal_index.max(next);
+    }
     snapshot.head = hash;
     snapshot.head_number = number;
     snapshot.head_timestamp = timestamp;
@@ -848,8 +865,16 @@ impl EngineActor {
             state.writing = true;
             let me = myself.clone();
             let span = ctx.span.clone();
+            // Taken here, in the mailbox, so a successor cannot slip in before the task runs;
+            // only a crashed predecessor's write still running makes the task wait for it.
+            let write_lock = Arc::clone(&state.write_lock);
+            let taken = Arc::clone(&write_lock).try_lock_owned();
             tokio::spawn(
                 async move {
+                    let _writer = match taken {
+                        Ok(guard) => guard,
+                        Err(_) => write_lock.lock_owned().await,
+                    };
                     let outcome = execute(env, request).await;
                     let _ = me.cast(EngineMsg::WriteDone(Box::new(outcome)));
                 }
@@ -974,9 +999,10 @@ impl EngineActor {
         state.initializing = true;
         let config = Arc::clone(&state.config);
         let sessions = state.sessions.clone();
+        let write_lock = Arc::clone(&state.write_lock);
         let me = myself.clone();
         tokio::spawn(async move {
-            let result = initialize(config, sessions).await;
+            let result = initialize(config, sessions, write_lock).await;
             let _ = me.cast(EngineMsg::Initialized(result));
         });
     }
@@ -1113,6 +1139,7 @@ impl EngineActor {
 async fn initialize(
     config: Arc<EngineConfig>,
     sessions: Vec<watch::Receiver<SessionStatus>>,
+    write_lock: Arc<tokio::sync::Mutex<()>>,
 ) -> Result<ForkchoiceSnapshot, EngineError> {
     let deadline = tokio::time::Instant::now() + SESSION_WAIT;
     let all = loop {
@@ -1147,6 +1174,8 @@ async fn initialize(
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let primary = all[0].clone();
+    // A write of a crashed predecessor finishes first; its outcome is then in the file.
+    let _writer = write_lock.lock().await;
     let saved = match &config.state_path {
         Some(path) => {
             let path = path.clone();
@@ -1227,6 +1256,7 @@ impl Actor for EngineActor {
             sessions: args.sessions,
             events: args.events,
             metrics: args.metrics,
+            write_lock: args.write_lock,
             snapshot: ForkchoiceSnapshot::default(),
             initialized: false,
             initializing: false,

@@ -5,7 +5,7 @@
 
 use std::{future::Future, time::Duration};
 
-use alloy_eips::{BlockId, BlockNumberOrTag};
+use alloy_eips::{BlockId, BlockNumberOrTag, eip4895::Withdrawal};
 use alloy_primitives::B256;
 use alloy_rpc_types_engine::{ExecutionData, ExecutionPayload, ForkchoiceState, PayloadAttributes};
 use alloy_rpc_types_eth::{Block, TransactionReceipt};
@@ -115,7 +115,9 @@ impl DirectEngine {
         Ok(Self {
             client,
             forkchoice: Mutex::new(state),
-            next_withdrawal_index: Mutex::new(0),
+            next_withdrawal_index: Mutex::new(index_after(
+                head.withdrawals.as_ref().map(|w| w.as_slice()),
+            )),
         })
     }
 
@@ -166,6 +168,7 @@ impl LegacyEngine for DirectEngine {
 
     async fn commit_block(&self, payload: ExecutionData) -> Result<B256, EngineError> {
         let hash = payload.payload.block_hash();
+        let after = index_after(payload.payload.withdrawals().map(Vec::as_slice));
         require_valid(&self.client.new_payload(&payload).await?, hash)?;
         let mut state = *self.forkchoice.lock().await;
         state.head_block_hash = hash;
@@ -174,6 +177,8 @@ impl LegacyEngine for DirectEngine {
             return Err(EngineError::Syncing { block_hash: hash });
         }
         *self.forkchoice.lock().await = state;
+        let mut next = self.next_withdrawal_index.lock().await;
+        *next = (*next).max(after);
         Ok(hash)
     }
 
@@ -195,6 +200,66 @@ impl LegacyEngine for DirectEngine {
         tx: B256,
     ) -> Result<Option<TransactionReceipt>, EngineError> {
         self.client.transaction_receipt(tx).await
+    }
+}
+
+/// The withdrawal index after a block's withdrawals (0 when it has none).
+fn index_after(withdrawals: Option<&[Withdrawal]>) -> u64 {
+    withdrawals
+        .and_then(<[Withdrawal]>::last)
+        .map_or(0, |w| w.index.saturating_add(1))
+}
+
+/// What the migration adapter needs from a path beyond the old operations: its forkchoice, and
+/// a way to make a path that sat out some blocks adopt the current one.
+pub trait MigrationPath: LegacyEngine {
+    /// The head, safe and finalized hashes this path holds.
+    fn forkchoice_state(&self)
+    -> impl Future<Output = Result<ForkchoiceState, EngineError>> + Send;
+    /// Take `state` as this path's forkchoice and announce it to the EL (one
+    /// forkchoiceUpdated). For the actor this is `initialize_from_legacy`.
+    fn adopt(&self, state: ForkchoiceState)
+    -> impl Future<Output = Result<(), EngineError>> + Send;
+}
+
+impl MigrationPath for engine_actor::Engine {
+    async fn forkchoice_state(&self) -> Result<ForkchoiceState, EngineError> {
+        let snapshot = self.handle().forkchoice().await?;
+        Ok(ForkchoiceState {
+            head_block_hash: snapshot.head,
+            safe_block_hash: snapshot.safe,
+            finalized_block_hash: snapshot.finalized,
+        })
+    }
+
+    async fn adopt(&self, state: ForkchoiceState) -> Result<(), EngineError> {
+        self.handle().initialize_from_legacy(state).await.map(drop)
+    }
+}
+
+impl MigrationPath for DirectEngine {
+    async fn forkchoice_state(&self) -> Result<ForkchoiceState, EngineError> {
+        Ok(*self.forkchoice.lock().await)
+    }
+
+    async fn adopt(&self, state: ForkchoiceState) -> Result<(), EngineError> {
+        let head = self
+            .client
+            .block(BlockId::Hash(state.head_block_hash.into()), false)
+            .await?
+            .ok_or_else(|| EngineError::NotFound {
+                what: format!("head block {} to adopt", state.head_block_hash),
+            })?;
+        let updated = self.client.forkchoice_updated(state, None).await?;
+        if !updated.payload_status.is_valid() {
+            return Err(EngineError::Syncing {
+                block_hash: state.head_block_hash,
+            });
+        }
+        *self.forkchoice.lock().await = state;
+        let mut next = self.next_withdrawal_index.lock().await;
+        *next = (*next).max(index_after(head.withdrawals.as_ref().map(|w| w.as_slice())));
+        Ok(())
     }
 }
 
@@ -229,6 +294,26 @@ pub enum Mismatch {
         /// Actor path's count.
         actor: usize,
     },
+    /// One path accepted a payload the other found INVALID.
+    Outcome {
+        /// Legacy path's verdict.
+        legacy: String,
+        /// Actor path's verdict.
+        actor: String,
+    },
+}
+
+impl Mismatch {
+    /// The metric label of this kind of mismatch.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::BlockHash { .. } => "block_hash",
+            Self::TransactionCount { .. } => "transaction_count",
+            Self::GasUsed { .. } => "gas_used",
+            Self::Withdrawals { .. } => "withdrawals",
+            Self::Outcome { .. } => "outcome",
+        }
+    }
 }
 
 /// Compares what the legacy and the actor path produced for the same slot.

@@ -1,17 +1,37 @@
-//! Moving safely: the Lighthouse v4 (Capella) ↔ v5 (Deneb) compatibility layer, and (to come)
-//! the legacy `Engine` → `EngineActor` migration adapter and the migration controller.
+//! Moving safely: the legacy `Engine` → `EngineActor` migration adapter, the Lighthouse v4
+//! (Capella) ↔ v5 (Deneb) compatibility layer, and the controller that walks either migration
+//! through its stages with automatic rollback.
 //!
 //! | module | what |
 //! |---|---|
-//! | [`lighthouse`] | [`CapellaPayload`] ↔ [`DenebPayload`], attributes and newPayload requests, with `From`/`TryFrom` |
-//! | [`legacy`] | [`LegacyEngine`] (the old engine's operations), [`DirectEngine`] (the old path, status-checked), [`StateValidator`] |
+//! | [`legacy`] | [`LegacyEngine`] (the old engine's operations), [`DirectEngine`] (the old path, status-checked), [`MigrationPath`], [`StateValidator`] |
+//! | [`adapter`] | [`MigrationAdapter`]: legacy-only, shadow, canary, parallel, actor-primary, actor-only, rollback |
+//! | [`lighthouse`] | [`CapellaPayload`] ↔ [`DenebPayload`], attributes, forkchoice state and newPayload requests, with `From`/`TryFrom` |
+//! | [`compat`] | [`CompatClient`]: the v4 and v5 paths on one execution client, modes, comparison, per-operation flags |
+//! | [`ab`] | sticky A/B assignment with a hash stable across Rust releases (Keccak-256) |
+//! | [`health`] | per-path statistics, the 0–100 health score, rollback thresholds |
+//! | [`controller`] | [`MigrationController`]: pre-migration → parallel → canary steps → complete, or rolled back |
+//! | [`metrics`] | Prometheus families of the adapter and the compat client |
+//!
+//! The operator's view is `docs/migration-runbook.md`.
 
+pub mod ab;
+pub mod adapter;
+pub mod compat;
+pub mod controller;
+pub mod health;
 pub mod legacy;
 pub mod lighthouse;
+pub mod metrics;
 
-pub use legacy::{DirectEngine, LegacyEngine, Mismatch, StateValidator};
-
+pub use ab::{AbSplit, Side};
+pub use adapter::{AdapterConfig, AdapterReport, MigrationAdapter, MigrationMode};
+pub use compat::{CompatClient, CompatMode, CompatOperation};
+pub use controller::{ControllerConfig, Migratable, MigrationController, Stage};
+pub use health::{HealthSample, PathSample, RollbackReason, RollbackRecord, Thresholds};
+pub use legacy::{DirectEngine, LegacyEngine, MigrationPath, Mismatch, StateValidator};
 pub use lighthouse::{
-    CapellaAttributes, CapellaNewPayload, CapellaPayload, ConversionError, DenebAttributes,
-    DenebNewPayload, DenebPayload,
+    CapellaAttributes, CapellaForkchoiceState, CapellaNewPayload, CapellaPayload, ConversionError,
+    DenebAttributes, DenebForkchoiceState, DenebNewPayload, DenebPayload,
 };
+pub use metrics::{CompatMetrics, MigrationMetrics};

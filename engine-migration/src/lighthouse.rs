@@ -11,7 +11,10 @@
 //! migration plumbing, not re-submission of the same block under another fork.
 
 use alloy_primitives::B256;
-use alloy_rpc_types_engine::{ExecutionPayloadV2, ExecutionPayloadV3, PayloadAttributes};
+use alloy_rpc_types_engine::{
+    ExecutionPayloadV2, ExecutionPayloadV3, ForkchoiceState, PayloadAttributes,
+};
+use engine_types::ForkSchedule;
 
 /// Why a v5 value cannot become a v4 value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +38,16 @@ pub enum ConversionError {
     /// v4 attributes need withdrawals.
     #[error("withdrawals are missing; Capella (v4) attributes always carry a list")]
     WithdrawalsMissing,
+    /// The v4 family cannot serve a timestamp at or after the Cancun activation.
+    #[error(
+        "timestamp {timestamp} is Cancun-era (Cancun activates at {cancun_time}); the Lighthouse v4 (Capella) path serves only earlier blocks, use the v5 path"
+    )]
+    CancunEra {
+        /// The timestamp asked for.
+        timestamp: u64,
+        /// The scheduled Cancun activation.
+        cancun_time: u64,
+    },
 }
 
 /// A Capella execution payload (Lighthouse v4).
@@ -114,6 +127,38 @@ impl TryFrom<DenebAttributes> for CapellaAttributes {
             parent_beacon_block_root: None,
             ..v5.0
         })
+    }
+}
+
+/// The forkchoice state as the v4 family passes it (`engine_forkchoiceUpdatedV2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapellaForkchoiceState(pub ForkchoiceState);
+
+/// The forkchoice state as the v5 family passes it (`engine_forkchoiceUpdatedV3`). The fields
+/// are the same in both families, so the conversions are total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DenebForkchoiceState(pub ForkchoiceState);
+
+impl From<CapellaForkchoiceState> for DenebForkchoiceState {
+    fn from(v4: CapellaForkchoiceState) -> Self {
+        Self(v4.0)
+    }
+}
+
+impl From<DenebForkchoiceState> for CapellaForkchoiceState {
+    fn from(v5: DenebForkchoiceState) -> Self {
+        Self(v5.0)
+    }
+}
+
+/// Refuse `timestamp` on the v4 path when the schedule has Cancun active by then.
+pub fn require_pre_cancun(schedule: &ForkSchedule, timestamp: u64) -> Result<(), ConversionError> {
+    match schedule.cancun_time {
+        Some(cancun_time) if timestamp >= cancun_time => Err(ConversionError::CancunEra {
+            timestamp,
+            cancun_time,
+        }),
+        _ => Ok(()),
     }
 }
 

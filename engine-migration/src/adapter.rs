@@ -1,0 +1,1087 @@
+//! The legacy `Engine` → `EngineActor` migration adapter.
+//!
+//! [`MigrationAdapter`] implements [`LegacyEngine`] itself, so the node swaps it in where it
+//! held the old engine, and routes every call by the current [`MigrationMode`]:
+//!
+//! | mode | answers | also runs |
+//! |---|---|---|
+//! | `LegacyOnly` | legacy | — |
+//! | `Shadow` | legacy | the actor, in the background, on the same calls; results compared |
+//! | `Canary(p)` | the actor for p % of slots (by timestamp, so a replay splits the same way), else legacy; actor errors fall back to legacy | the other path re-applies each committed block and finalization |
+//! | `Parallel` | both concurrently, compared; legacy's answer is returned (agreement or not) | — |
+//! | `ActorPrimary` | the actor; on an actor error, legacy | legacy re-applies each committed block |
+//! | `ActorOnly` | the actor | — |
+//! | `Rollback` | legacy (entered by an operator or by the health check) | — |
+//!
+//! A path that sat out committed blocks (the actor in `LegacyOnly`, legacy in `ActorOnly`) is
+//! marked stale and adopts the other path's forkchoice (one forkchoiceUpdated) before its next
+//! call. The mode lives in one atomic: a switch is effective on the next call, and a call in
+//! flight finishes in the mode it started in.
+//!
+//! After every call the adapter updates the health score and, when the configured
+//! [`Thresholds`] are crossed in a mode that uses the actor, switches itself to `Rollback`.
+
+use std::{
+    fmt,
+    str::FromStr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use alloy_primitives::B256;
+use alloy_rpc_types_engine::{ExecutionData, ExecutionPayload};
+use alloy_rpc_types_eth::{Block, TransactionReceipt};
+use engine_types::{AddBalance, EngineError};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+use crate::{
+    ab::{AbSplit, Side},
+    health::{HealthSample, PathStats, RollbackReason, RollbackRecord, Thresholds},
+    legacy::{LegacyEngine, MigrationPath, Mismatch, StateValidator},
+    metrics::MigrationMetrics,
+};
+
+/// How the adapter routes calls. See the [module docs](self).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum MigrationMode {
+    /// The legacy path only.
+    LegacyOnly,
+    /// Legacy answers; the actor runs the same calls in the background and is compared.
+    Shadow,
+    /// The actor answers this percentage of slots.
+    Canary(u8),
+    /// Both run; legacy's answer is returned.
+    Parallel,
+    /// The actor answers, legacy on actor errors.
+    ActorPrimary,
+    /// The actor only.
+    ActorOnly,
+    /// Rolled back: the legacy path only.
+    Rollback,
+}
+
+impl MigrationMode {
+    /// A canary mode; `percent` must be 0–100.
+    pub fn canary(percent: u8) -> Result<Self, EngineError> {
+        AbSplit::new(percent).map(|s| Self::Canary(s.percent()))
+    }
+
+    /// The value of the `engine_migration_mode` gauge (1–7; 0 means no migration).
+    pub const fn code(self) -> i64 {
+        match self {
+            Self::LegacyOnly => 1,
+            Self::Shadow => 2,
+            Self::Canary(_) => 3,
+            Self::Parallel => 4,
+            Self::ActorPrimary => 5,
+            Self::ActorOnly => 6,
+            Self::Rollback => 7,
+        }
+    }
+
+    /// Whether calls reach the actor in this mode.
+    pub const fn uses_actor(self) -> bool {
+        !matches!(self, Self::LegacyOnly | Self::Rollback)
+    }
+
+    const fn encode(self) -> u16 {
+        let percent = match self {
+            Self::Canary(p) => p as u16,
+            _ => 0,
+        };
+        ((self.code() as u16) << 8) | percent
+    }
+
+    const fn decode(bits: u16) -> Self {
+        match bits >> 8 {
+            2 => Self::Shadow,
+            3 => Self::Canary((bits & 0xff) as u8),
+            4 => Self::Parallel,
+            5 => Self::ActorPrimary,
+            6 => Self::ActorOnly,
+            7 => Self::Rollback,
+            _ => Self::LegacyOnly,
+        }
+    }
+}
+
+impl fmt::Display for MigrationMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::LegacyOnly => f.write_str("legacy-only"),
+            Self::Shadow => f.write_str("shadow"),
+            Self::Canary(p) => write!(f, "canary:{p}"),
+            Self::Parallel => f.write_str("parallel"),
+            Self::ActorPrimary => f.write_str("actor-primary"),
+            Self::ActorOnly => f.write_str("actor-only"),
+            Self::Rollback => f.write_str("rollback"),
+        }
+    }
+}
+
+impl FromStr for MigrationMode {
+    type Err = EngineError;
+
+    /// `legacy-only`, `shadow`, `canary:25`, `parallel`, `actor-primary`, `actor-only`,
+    /// `rollback` (the [`Display`](fmt::Display) form).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let unknown = || {
+            EngineError::invalid_request(
+                "mode",
+                format!(
+                    "`{s}` is not a migration mode; use legacy-only, shadow, canary:<0-100>, parallel, actor-primary, actor-only or rollback"
+                ),
+            )
+        };
+        Ok(match s.trim() {
+            "legacy-only" => Self::LegacyOnly,
+            "shadow" => Self::Shadow,
+            "parallel" => Self::Parallel,
+            "actor-primary" => Self::ActorPrimary,
+            "actor-only" => Self::ActorOnly,
+            "rollback" => Self::Rollback,
+            other => {
+                let percent = other
+                    .strip_prefix("canary:")
+                    .and_then(|p| p.parse::<u8>().ok())
+                    .ok_or_else(unknown)?;
+                Self::canary(percent)?
+            }
+        })
+    }
+}
+
+/// The adapter's operations (metric labels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// `build_block`.
+    Build,
+    /// `commit_block`.
+    Commit,
+    /// `set_finalized`.
+    Finalize,
+    /// `get_block_with_txs`.
+    GetBlock,
+    /// `get_transaction_receipt`.
+    GetReceipt,
+}
+
+impl Operation {
+    /// The metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Build => "build",
+            Self::Commit => "commit",
+            Self::Finalize => "finalize",
+            Self::GetBlock => "get_block",
+            Self::GetReceipt => "get_receipt",
+        }
+    }
+}
+
+/// The legacy or the actor path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    Legacy,
+    Actor,
+}
+
+impl Path {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::Legacy => "legacy",
+            Self::Actor => "actor",
+        }
+    }
+
+    const fn index(self) -> usize {
+        match self {
+            Self::Legacy => 0,
+            Self::Actor => 1,
+        }
+    }
+
+    const fn other(self) -> Self {
+        match self {
+            Self::Legacy => Self::Actor,
+            Self::Actor => Self::Legacy,
+        }
+    }
+}
+
+/// How the adapter compares, when it rolls back, and how much shadow work it queues.
+#[derive(Debug, Clone, Copy)]
+pub struct AdapterConfig {
+    /// How payloads are compared.
+    pub validator: StateValidator,
+    /// When the adapter rolls itself back ([`Thresholds::disabled`] to never).
+    pub thresholds: Thresholds,
+    /// Shadow jobs queued at most; beyond it a comparison is dropped (and counted), never the
+    /// legacy answer delayed.
+    pub shadow_queue: usize,
+}
+
+impl Default for AdapterConfig {
+    fn default() -> Self {
+        Self {
+            validator: StateValidator::default(),
+            thresholds: Thresholds::default(),
+            shadow_queue: 64,
+        }
+    }
+}
+
+/// The adapter's figures since the current mode began.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdapterReport {
+    /// The mode now.
+    pub mode: MigrationMode,
+    /// Legacy (baseline) vs actor (candidate), comparisons and mismatches.
+    pub health: HealthSample,
+    /// The health score, 0–100.
+    pub score: f64,
+    /// Actor errors answered by legacy.
+    pub fallbacks: u64,
+    /// Shadow comparisons dropped (queue full).
+    pub shadow_dropped: u64,
+    /// The last rollback, if any.
+    pub last_rollback: Option<RollbackRecord>,
+}
+
+/// What both paths share with the shadow worker.
+struct Shared<L, A> {
+    legacy: L,
+    actor: A,
+    validator: StateValidator,
+    stats: [PathStats; 2],
+    stale: [AtomicBool; 2],
+    comparisons: AtomicU64,
+    mismatches: AtomicU64,
+    fallbacks: AtomicU64,
+    shadow_dropped: AtomicU64,
+    metrics: MigrationMetrics,
+}
+
+enum ShadowJob {
+    Build {
+        timestamp: Duration,
+        payload_head: Option<B256>,
+        add_balances: Vec<AddBalance>,
+        legacy: Box<ExecutionPayload>,
+    },
+    Commit(Box<ExecutionData>),
+    Finalize(B256),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Runs the legacy engine and the actor side by side; see the [module docs](self).
+pub struct MigrationAdapter<L, A> {
+    shared: Arc<Shared<L, A>>,
+    mode: AtomicU16,
+    thresholds: Thresholds,
+    last_rollback: Mutex<Option<RollbackRecord>>,
+    shadow: mpsc::Sender<ShadowJob>,
+}
+
+impl<L, A> fmt::Debug for MigrationAdapter<L, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MigrationAdapter")
+            .field(
+                "mode",
+                &MigrationMode::decode(self.mode.load(Ordering::Acquire)),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl<L, A> MigrationAdapter<L, A>
+where
+    L: MigrationPath + 'static,
+    A: MigrationPath + 'static,
+{
+    /// Both paths in `mode`. The actor is taken as stale: before its first call it adopts the
+    /// legacy forkchoice (or call [`Self::initialize_actor_from_legacy`] now). Needs a Tokio
+    /// runtime (it spawns the shadow worker).
+    pub fn new(
+        legacy: L,
+        actor: A,
+        mode: MigrationMode,
+        config: AdapterConfig,
+        metrics: MigrationMetrics,
+    ) -> Self {
+        metrics.mode.set(mode.code());
+        let shared = Arc::new(Shared {
+            legacy,
+            actor,
+            validator: config.validator,
+            stats: [PathStats::new(), PathStats::new()],
+            stale: [AtomicBool::new(false), AtomicBool::new(true)],
+            comparisons: AtomicU64::new(0),
+            mismatches: AtomicU64::new(0),
+            fallbacks: AtomicU64::new(0),
+            shadow_dropped: AtomicU64::new(0),
+            metrics,
+        });
+        let (tx, rx) = mpsc::channel(config.shadow_queue.max(1));
+        tokio::spawn(shadow_worker(Arc::clone(&shared), rx));
+        Self {
+            shared,
+            mode: AtomicU16::new(mode.encode()),
+            thresholds: config.thresholds,
+            last_rollback: Mutex::new(None),
+            shadow: tx,
+        }
+    }
+
+    /// The mode now.
+    pub fn mode(&self) -> MigrationMode {
+        MigrationMode::decode(self.mode.load(Ordering::Acquire))
+    }
+
+    /// Switch to `mode`; effective on the next call. Statistics restart (a new stage begins).
+    /// Returns the previous mode.
+    pub fn set_mode(&self, mode: MigrationMode) -> MigrationMode {
+        let previous = MigrationMode::decode(self.mode.swap(mode.encode(), Ordering::AcqRel));
+        self.reset_stats();
+        self.shared.metrics.mode.set(mode.code());
+        info!(%previous, %mode, "migration mode switched");
+        previous
+    }
+
+    /// The legacy path.
+    pub fn legacy(&self) -> &L {
+        &self.shared.legacy
+    }
+
+    /// The actor path.
+    pub fn actor(&self) -> &A {
+        &self.shared.actor
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &MigrationMetrics {
+        &self.shared.metrics
+    }
+
+    /// Make the actor adopt the legacy engine's head, safe and finalized now (one call; one
+    /// forkchoiceUpdated).
+    pub async fn initialize_actor_from_legacy(&self) -> Result<(), EngineError> {
+        self.shared.stale[Path::Actor.index()].store(true, Ordering::Release);
+        self.shared.ensure_synced(Path::Actor).await
+    }
+
+    /// Roll back now, for `reason`: the mode becomes `Rollback`, statistics restart (the
+    /// record keeps the health that led here) and the legacy path is brought in sync. Returns the record (also kept as the last rollback), or None when the adapter
+    /// was not using the actor (nothing to roll back).
+    pub async fn rollback(&self, reason: RollbackReason) -> Option<RollbackRecord> {
+        let started = Instant::now();
+        let from = MigrationMode::decode(
+            self.mode
+                .swap(MigrationMode::Rollback.encode(), Ordering::AcqRel),
+        );
+        if !from.uses_actor() {
+            // Put back what was there (LegacyOnly stays LegacyOnly).
+            self.mode.store(from.encode(), Ordering::Release);
+            return None;
+        }
+        self.shared.metrics.mode.set(MigrationMode::Rollback.code());
+        let health = self.shared.health();
+        self.reset_stats();
+        if let Err(e) = self.shared.ensure_synced(Path::Legacy).await {
+            warn!(error = %e, "rollback: the legacy path could not adopt the actor's forkchoice yet; it will retry on the next call");
+        }
+        let record = RollbackRecord {
+            reason,
+            from: from.to_string(),
+            took: started.elapsed(),
+            health,
+        };
+        self.shared.metrics.rollbacks.inc();
+        warn!(from = %record.from, reason = %record.reason, took = ?record.took, "migration rolled back");
+        if let Ok(mut last) = self.last_rollback.lock() {
+            *last = Some(record.clone());
+        }
+        Some(record)
+    }
+
+    /// The last rollback, while the adapter is still in `Rollback` mode.
+    pub fn active_rollback(&self) -> Option<RollbackRecord> {
+        if self.mode() != MigrationMode::Rollback {
+            return None;
+        }
+        self.last_rollback.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// The figures since the current mode began.
+    pub fn report(&self) -> AdapterReport {
+        let health = self.shared.health();
+        AdapterReport {
+            mode: self.mode(),
+            health,
+            score: health.score(),
+            fallbacks: self.shared.fallbacks.load(Ordering::Relaxed),
+            shadow_dropped: self.shared.shadow_dropped.load(Ordering::Relaxed),
+            last_rollback: self.last_rollback.lock().ok().and_then(|r| r.clone()),
+        }
+    }
+
+    /// Wait until every shadow job queued so far has run (tests, and before a mode switch
+    /// that should judge the shadow's results).
+    pub async fn shadow_idle(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.shadow.send(ShadowJob::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    fn reset_stats(&self) {
+        let s = &self.shared;
+        for stats in &s.stats {
+            stats.reset();
+        }
+        for counter in [&s.comparisons, &s.mismatches, &s.fallbacks] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn enqueue(&self, job: ShadowJob) {
+        if self.shadow.try_send(job).is_err() {
+            self.shared.shadow_dropped.fetch_add(1, Ordering::Relaxed);
+            self.shared.metrics.shadow_dropped.inc();
+        }
+    }
+
+    /// After a call: refresh the score and roll back if the thresholds say so.
+    async fn after_call(&self, mode: MigrationMode) {
+        let health = self.shared.health();
+        self.shared.metrics.health_score.set(health.score());
+        if mode.uses_actor()
+            && self.mode() == mode
+            && let Some(reason) = self.thresholds.check(&health)
+        {
+            self.rollback(reason).await;
+        }
+    }
+
+    /// Answer with `answer` (by the canary split or the mode), falling back to legacy on an
+    /// actor error when `fallback` is set. Returns the path that answered.
+    async fn primary_with_fallback<T, F, Fut>(
+        &self,
+        op: Operation,
+        answer: Path,
+        fallback: bool,
+        call: F,
+    ) -> (Path, Result<T, EngineError>)
+    where
+        F: Fn(Path) -> Fut,
+        Fut: Future<Output = Result<T, EngineError>>,
+    {
+        let first = match self.shared.ensure_synced(answer).await {
+            Ok(()) => self.shared.timed(answer, op, call(answer)).await,
+            Err(e) => {
+                self.shared.stats[answer.index()].record(Duration::ZERO, false);
+                Err(e)
+            }
+        };
+        match first {
+            Err(e) if fallback && answer == Path::Actor => {
+                warn!(operation = op.as_str(), error = %e, "actor failed; the legacy path answers");
+                self.shared.fallbacks.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .metrics
+                    .fallbacks
+                    .with_label_values(&[op.as_str()])
+                    .inc();
+                let second = match self.shared.ensure_synced(Path::Legacy).await {
+                    Ok(()) => {
+                        self.shared
+                            .timed(Path::Legacy, op, call(Path::Legacy))
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
+                (Path::Legacy, second)
+            }
+            other => (answer, other),
+        }
+    }
+
+    /// The answer of [`Self::primary_with_fallback`] alone.
+    async fn answer_with<T, F, Fut>(
+        &self,
+        op: Operation,
+        answer: Path,
+        fallback: bool,
+        call: F,
+    ) -> Result<T, EngineError>
+    where
+        F: Fn(Path) -> Fut,
+        Fut: Future<Output = Result<T, EngineError>>,
+    {
+        self.primary_with_fallback(op, answer, fallback, call)
+            .await
+            .1
+    }
+
+    /// Which path answers slot-bound calls in `mode` for the slot at `timestamp`.
+    fn answering(mode: MigrationMode, timestamp: u64) -> Path {
+        match mode {
+            MigrationMode::LegacyOnly
+            | MigrationMode::Shadow
+            | MigrationMode::Parallel
+            | MigrationMode::Rollback => Path::Legacy,
+            MigrationMode::ActorPrimary | MigrationMode::ActorOnly => Path::Actor,
+            MigrationMode::Canary(p) => match AbSplit::new(p)
+                .map(|s| s.side_for_slot(timestamp))
+                .unwrap_or(Side::Baseline)
+            {
+                Side::Candidate => Path::Actor,
+                Side::Baseline => Path::Legacy,
+            },
+        }
+    }
+
+    /// Which path answers reads (keyed by the hash read) in `mode`.
+    fn reading(mode: MigrationMode, key: &B256) -> Path {
+        match mode {
+            MigrationMode::Canary(p) => match AbSplit::new(p)
+                .map(|s| s.side(key.as_slice()))
+                .unwrap_or(Side::Baseline)
+            {
+                Side::Candidate => Path::Actor,
+                Side::Baseline => Path::Legacy,
+            },
+            other => Self::answering(other, 0),
+        }
+    }
+
+    /// A write both paths must see (commit, finalize): the answering path runs it, then the
+    /// following path (if the mode has one) re-applies it; a path that sits it out goes stale.
+    async fn write_everywhere<T, F, Fut>(
+        &self,
+        mode: MigrationMode,
+        op: Operation,
+        answer: Path,
+        call: F,
+    ) -> Result<T, EngineError>
+    where
+        F: Fn(Path) -> Fut,
+        Fut: Future<Output = Result<T, EngineError>>,
+    {
+        let follows = matches!(mode, MigrationMode::ActorPrimary | MigrationMode::Canary(_));
+        let (answered, result) = self.primary_with_fallback(op, answer, follows, &call).await;
+        if result.is_ok() {
+            let other = answered.other();
+            if answered != answer {
+                // The actor failed and legacy answered: the actor is behind until it adopts.
+                self.shared.stale[other.index()].store(true, Ordering::Release);
+            } else if follows {
+                match self.shared.ensure_synced(other).await {
+                    Ok(()) => {
+                        if let Err(e) = self.shared.timed(other, op, call(other)).await {
+                            self.shared.follower_failed(other, op, &e);
+                        }
+                    }
+                    Err(e) => self.shared.follower_failed(other, op, &e),
+                }
+            } else {
+                self.shared.stale[other.index()].store(true, Ordering::Release);
+            }
+        }
+        result
+    }
+}
+
+impl<L, A> Shared<L, A>
+where
+    L: MigrationPath,
+    A: MigrationPath,
+{
+    fn health(&self) -> HealthSample {
+        HealthSample {
+            baseline: self.stats[Path::Legacy.index()].sample(),
+            candidate: self.stats[Path::Actor.index()].sample(),
+            comparisons: self.comparisons.load(Ordering::Relaxed),
+            mismatches: self.mismatches.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether `path` is in sync (not stale).
+    fn stale_ok(&self, path: Path) -> bool {
+        !self.stale[path.index()].load(Ordering::Acquire)
+    }
+
+    async fn timed<T>(
+        &self,
+        path: Path,
+        op: Operation,
+        call: impl Future<Output = Result<T, EngineError>>,
+    ) -> Result<T, EngineError> {
+        let started = Instant::now();
+        let result = call.await;
+        let elapsed = started.elapsed();
+        self.stats[path.index()].record(elapsed, result.is_ok());
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.metrics
+            .calls
+            .with_label_values(&[path.as_str(), op.as_str(), outcome])
+            .inc();
+        self.metrics
+            .call_duration
+            .with_label_values(&[path.as_str(), op.as_str()])
+            .observe(elapsed.as_secs_f64());
+        result
+    }
+
+    fn follower_failed(&self, path: Path, op: Operation, error: &EngineError) {
+        warn!(path = path.as_str(), operation = op.as_str(), %error, "the following path could not re-apply the call; it will adopt the forkchoice before its next call");
+        self.stale[path.index()].store(true, Ordering::Release);
+        self.metrics
+            .follower_errors
+            .with_label_values(&[path.as_str()])
+            .inc();
+    }
+
+    /// Bring a stale path to the other path's forkchoice.
+    async fn ensure_synced(&self, path: Path) -> Result<(), EngineError> {
+        if self.stale_ok(path) {
+            return Ok(());
+        }
+        let state = match path.other() {
+            Path::Legacy => self.legacy.forkchoice_state().await?,
+            Path::Actor => self.actor.forkchoice_state().await?,
+        };
+        match path {
+            Path::Legacy => self.legacy.adopt(state).await?,
+            Path::Actor => self.actor.adopt(state).await?,
+        }
+        self.stale[path.index()].store(false, Ordering::Release);
+        self.metrics
+            .adoptions
+            .with_label_values(&[path.as_str()])
+            .inc();
+        info!(path = path.as_str(), head = %state.head_block_hash, "path adopted the current forkchoice");
+        Ok(())
+    }
+
+    fn compared(&self, op: Operation, mismatches: &[Mismatch]) {
+        self.comparisons.fetch_add(1, Ordering::Relaxed);
+        let outcome = if mismatches.is_empty() {
+            "match"
+        } else {
+            self.mismatches.fetch_add(1, Ordering::Relaxed);
+            for m in mismatches {
+                self.metrics.mismatches.with_label_values(&[m.kind()]).inc();
+            }
+            warn!(
+                operation = op.as_str(),
+                ?mismatches,
+                "legacy and actor disagree"
+            );
+            "mismatch"
+        };
+        self.metrics
+            .comparisons
+            .with_label_values(&[op.as_str(), outcome])
+            .inc();
+    }
+
+    /// Compare two outcomes of the same call. Errors are counted as errors, not mismatches,
+    /// unless one path found the payload INVALID while the other accepted it: that is a
+    /// consensus disagreement.
+    fn compare_outcomes<T>(
+        &self,
+        op: Operation,
+        legacy: &Result<T, EngineError>,
+        actor: &Result<T, EngineError>,
+        same: impl Fn(&T, &T) -> Vec<Mismatch>,
+    ) {
+        match (legacy, actor) {
+            (Ok(l), Ok(a)) => self.compared(op, &same(l, a)),
+            (Ok(_), Err(e @ EngineError::InvalidPayload { .. }))
+            | (Err(e @ EngineError::InvalidPayload { .. }), Ok(_)) => {
+                let legacy_ok = legacy.is_ok();
+                self.compared(
+                    op,
+                    &[Mismatch::Outcome {
+                        legacy: if legacy_ok {
+                            "accepted".into()
+                        } else {
+                            e.to_string()
+                        },
+                        actor: if legacy_ok {
+                            e.to_string()
+                        } else {
+                            "accepted".into()
+                        },
+                    }],
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn shadow_worker<L, A>(shared: Arc<Shared<L, A>>, mut jobs: mpsc::Receiver<ShadowJob>)
+where
+    L: MigrationPath,
+    A: MigrationPath,
+{
+    while let Some(job) = jobs.recv().await {
+        if let ShadowJob::Flush(done) = job {
+            let _ = done.send(());
+            continue;
+        }
+        if let Err(e) = shared.ensure_synced(Path::Actor).await {
+            shared.stats[Path::Actor.index()].record(Duration::ZERO, false);
+            warn!(error = %e, "shadow: the actor could not adopt the legacy forkchoice");
+            continue;
+        }
+        match job {
+            ShadowJob::Build {
+                timestamp,
+                payload_head,
+                add_balances,
+                legacy,
+            } => {
+                let actor = shared
+                    .timed(
+                        Path::Actor,
+                        Operation::Build,
+                        shared
+                            .actor
+                            .build_block(timestamp, payload_head, add_balances),
+                    )
+                    .await;
+                if let Ok(actor) = actor {
+                    let mismatches = shared.validator.compare(&legacy, &actor.payload);
+                    shared.compared(Operation::Build, &mismatches);
+                }
+            }
+            ShadowJob::Commit(payload) => {
+                let expected = payload.payload.block_hash();
+                let actor = shared
+                    .timed(
+                        Path::Actor,
+                        Operation::Commit,
+                        shared.actor.commit_block(*payload),
+                    )
+                    .await;
+                match actor {
+                    Ok(hash) => shared.compared(
+                        Operation::Commit,
+                        &hash_mismatch(expected, hash)
+                            .into_iter()
+                            .collect::<Vec<_>>(),
+                    ),
+                    Err(e) => {
+                        shared.compare_outcomes(
+                            Operation::Commit,
+                            &Ok::<B256, EngineError>(expected),
+                            &Err(e.clone()),
+                            |_, _| Vec::new(),
+                        );
+                        shared.follower_failed(Path::Actor, Operation::Commit, &e);
+                    }
+                }
+            }
+            ShadowJob::Finalize(hash) => {
+                if let Err(e) = shared
+                    .timed(
+                        Path::Actor,
+                        Operation::Finalize,
+                        shared.actor.set_finalized(hash),
+                    )
+                    .await
+                {
+                    shared.follower_failed(Path::Actor, Operation::Finalize, &e);
+                }
+            }
+            ShadowJob::Flush(_) => {}
+        }
+    }
+}
+
+fn hash_mismatch(legacy: B256, actor: B256) -> Option<Mismatch> {
+    (legacy != actor).then_some(Mismatch::BlockHash { legacy, actor })
+}
+
+impl<L, A> LegacyEngine for MigrationAdapter<L, A>
+where
+    L: MigrationPath + 'static,
+    A: MigrationPath + 'static,
+{
+    async fn build_block(
+        &self,
+        timestamp: Duration,
+        payload_head: Option<B256>,
+        add_balances: Vec<AddBalance>,
+    ) -> Result<ExecutionData, EngineError> {
+        let mode = self.mode();
+        let s = &self.shared;
+        let result = match mode {
+            MigrationMode::Parallel => {
+                let (l, a) = tokio::join!(
+                    async {
+                        s.ensure_synced(Path::Legacy).await?;
+                        s.timed(
+                            Path::Legacy,
+                            Operation::Build,
+                            s.legacy
+                                .build_block(timestamp, payload_head, add_balances.clone()),
+                        )
+                        .await
+                    },
+                    async {
+                        s.ensure_synced(Path::Actor).await?;
+                        s.timed(
+                            Path::Actor,
+                            Operation::Build,
+                            s.actor
+                                .build_block(timestamp, payload_head, add_balances.clone()),
+                        )
+                        .await
+                    }
+                );
+                s.compare_outcomes(Operation::Build, &l, &a, |l, a| {
+                    s.validator.compare(&l.payload, &a.payload)
+                });
+                l
+            }
+            MigrationMode::Shadow => {
+                let result = self
+                    .answer_with(Operation::Build, Path::Legacy, false, |_| {
+                        s.legacy
+                            .build_block(timestamp, payload_head, add_balances.clone())
+                    })
+                    .await;
+                if let Ok(built) = &result {
+                    self.enqueue(ShadowJob::Build {
+                        timestamp,
+                        payload_head,
+                        add_balances: add_balances.clone(),
+                        legacy: Box::new(built.payload.clone()),
+                    });
+                }
+                result
+            }
+            _ => {
+                let answer = Self::answering(mode, timestamp.as_secs());
+                let fallback =
+                    matches!(mode, MigrationMode::ActorPrimary | MigrationMode::Canary(_));
+                self.answer_with(Operation::Build, answer, fallback, |path| {
+                    let peg_ins = add_balances.clone();
+                    async move {
+                        match path {
+                            Path::Legacy => {
+                                s.legacy.build_block(timestamp, payload_head, peg_ins).await
+                            }
+                            Path::Actor => {
+                                s.actor.build_block(timestamp, payload_head, peg_ins).await
+                            }
+                        }
+                    }
+                })
+                .await
+            }
+        };
+        self.after_call(mode).await;
+        result
+    }
+
+    async fn commit_block(&self, payload: ExecutionData) -> Result<B256, EngineError> {
+        let mode = self.mode();
+        let s = &self.shared;
+        let result = match mode {
+            MigrationMode::Parallel => {
+                let (l, a) = tokio::join!(
+                    async {
+                        s.ensure_synced(Path::Legacy).await?;
+                        s.timed(
+                            Path::Legacy,
+                            Operation::Commit,
+                            s.legacy.commit_block(payload.clone()),
+                        )
+                        .await
+                    },
+                    async {
+                        s.ensure_synced(Path::Actor).await?;
+                        s.timed(
+                            Path::Actor,
+                            Operation::Commit,
+                            s.actor.commit_block(payload.clone()),
+                        )
+                        .await
+                    }
+                );
+                s.compare_outcomes(Operation::Commit, &l, &a, |l, a| {
+                    hash_mismatch(*l, *a).into_iter().collect()
+                });
+                // A path whose commit failed while the other's held is behind: it adopts later.
+                if l.is_ok() != a.is_ok() {
+                    let behind = if l.is_ok() { Path::Actor } else { Path::Legacy };
+                    s.stale[behind.index()].store(true, Ordering::Release);
+                }
+                l
+            }
+            MigrationMode::Shadow => {
+                let result = self
+                    .answer_with(Operation::Commit, Path::Legacy, false, |_| {
+                        s.legacy.commit_block(payload.clone())
+                    })
+                    .await;
+                if result.is_ok() {
+                    self.enqueue(ShadowJob::Commit(Box::new(payload)));
+                }
+                result
+            }
+            _ => {
+                let answer = Self::answering(mode, payload.payload.timestamp());
+                self.write_everywhere(mode, Operation::Commit, answer, |path| {
+                    let payload = payload.clone();
+                    async move {
+                        match path {
+                            Path::Legacy => s.legacy.commit_block(payload).await,
+                            Path::Actor => s.actor.commit_block(payload).await,
+                        }
+                    }
+                })
+                .await
+            }
+        };
+        self.after_call(mode).await;
+        result
+    }
+
+    async fn set_finalized(&self, hash: B256) -> Result<(), EngineError> {
+        let mode = self.mode();
+        let s = &self.shared;
+        let result = match mode {
+            MigrationMode::Parallel => {
+                let (l, a) = tokio::join!(
+                    async {
+                        s.ensure_synced(Path::Legacy).await?;
+                        s.timed(
+                            Path::Legacy,
+                            Operation::Finalize,
+                            s.legacy.set_finalized(hash),
+                        )
+                        .await
+                    },
+                    async {
+                        s.ensure_synced(Path::Actor).await?;
+                        s.timed(
+                            Path::Actor,
+                            Operation::Finalize,
+                            s.actor.set_finalized(hash),
+                        )
+                        .await
+                    }
+                );
+                if let Err(e) = &a {
+                    s.follower_failed(Path::Actor, Operation::Finalize, e);
+                }
+                l
+            }
+            MigrationMode::Shadow => {
+                let result = self
+                    .answer_with(Operation::Finalize, Path::Legacy, false, |_| {
+                        s.legacy.set_finalized(hash)
+                    })
+                    .await;
+                if result.is_ok() {
+                    self.enqueue(ShadowJob::Finalize(hash));
+                }
+                result
+            }
+            _ => {
+                // Finalization has no slot of its own: in canary the actor answers when its
+                // share is at least half, and legacy follows (or the other way round).
+                let answer = match mode {
+                    MigrationMode::Canary(p) if p >= 50 => Path::Actor,
+                    MigrationMode::Canary(_) => Path::Legacy,
+                    other => Self::answering(other, 0),
+                };
+                self.write_everywhere(mode, Operation::Finalize, answer, |path| async move {
+                    match path {
+                        Path::Legacy => s.legacy.set_finalized(hash).await,
+                        Path::Actor => s.actor.set_finalized(hash).await,
+                    }
+                })
+                .await
+            }
+        };
+        self.after_call(mode).await;
+        result
+    }
+
+    async fn get_block_with_txs(&self, hash: &B256) -> Result<Option<Block>, EngineError> {
+        let mode = self.mode();
+        let s = &self.shared;
+        let answer = Self::reading(mode, hash);
+        let fallback = matches!(mode, MigrationMode::ActorPrimary | MigrationMode::Canary(_));
+        let hash = *hash;
+        let result = self
+            .answer_with(Operation::GetBlock, answer, fallback, |path| async move {
+                match path {
+                    Path::Legacy => s.legacy.get_block_with_txs(&hash).await,
+                    Path::Actor => s.actor.get_block_with_txs(&hash).await,
+                }
+            })
+            .await;
+        self.after_call(mode).await;
+        result
+    }
+
+    async fn get_transaction_receipt(
+        &self,
+        tx: B256,
+    ) -> Result<Option<TransactionReceipt>, EngineError> {
+        let mode = self.mode();
+        let s = &self.shared;
+        let answer = Self::reading(mode, &tx);
+        let fallback = matches!(mode, MigrationMode::ActorPrimary | MigrationMode::Canary(_));
+        let result = self
+            .answer_with(Operation::GetReceipt, answer, fallback, |path| async move {
+                match path {
+                    Path::Legacy => s.legacy.get_transaction_receipt(tx).await,
+                    Path::Actor => s.actor.get_transaction_receipt(tx).await,
+                }
+            })
+            .await;
+        self.after_call(mode).await;
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_round_trip_through_the_atomic_encoding_and_text() {
+        let modes = [
+            MigrationMode::LegacyOnly,
+            MigrationMode::Shadow,
+            MigrationMode::Canary(0),
+            MigrationMode::Canary(37),
+            MigrationMode::Canary(100),
+            MigrationMode::Parallel,
+            MigrationMode::ActorPrimary,
+            MigrationMode::ActorOnly,
+            MigrationMode::Rollback,
+        ];
+        for mode in modes {
+            assert_eq!(MigrationMode::decode(mode.encode()), mode);
+            assert_eq!(mode.to_string().parse::<MigrationMode>().unwrap(), mode);
+        }
+        assert!("canary:101".parse::<MigrationMode>().is_err());
+        let err = "actor-first".parse::<MigrationMode>().unwrap_err();
+        assert!(err.to_string().contains("actor-primary"), "{err}");
+    }
+}

@@ -1,0 +1,639 @@
+//! The Lighthouse v4 ↔ v5 compatibility client: both type families on one execution client.
+//!
+//! * **v4** (Capella): requests are converted to the Capella types (`TryFrom`, so blob gas or a
+//!   beacon root is refused with the field named), Cancun-era timestamps are refused
+//!   ([`ConversionError::CancunEra`]), and the answer must be a V2 payload.
+//! * **v5** (Deneb): fork-aware; the method version follows the timestamp (V2 before Cancun,
+//!   V3 from Cancun, V4 from Prague).
+//!
+//! [`CompatClient`] takes the v5 types (the family the node moves to) and routes each call by
+//! its [`CompatMode`], which can be overridden per [`CompatOperation`] at runtime (the feature
+//! flags). Canary assignment is sticky by the call's slot (the timestamp) or head hash, so the
+//! forkchoiceUpdated, getPayload and newPayload of one slot take the same side.
+
+use std::{
+    fmt,
+    sync::atomic::{AtomicU16, AtomicU64, Ordering},
+    time::Instant,
+};
+
+use alloy_primitives::B256;
+use alloy_rpc_types_engine::{
+    CancunPayloadFields, ExecutionData, ExecutionPayload, ExecutionPayloadSidecar,
+    ForkchoiceUpdated, PayloadId, PayloadStatus,
+};
+use engine_clients::{BuiltPayload, ExecutionClient};
+use engine_types::EngineError;
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::{
+    ab::{AbSplit, Side},
+    health::{HealthSample, PathSample, PathStats},
+    lighthouse::{
+        CapellaAttributes, CapellaForkchoiceState, CapellaNewPayload, CapellaPayload,
+        ConversionError, DenebAttributes, DenebForkchoiceState, DenebNewPayload, DenebPayload,
+        require_pre_cancun,
+    },
+    metrics::CompatMetrics,
+};
+
+/// How the compat client routes a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum CompatMode {
+    /// The v4 (Capella) path only.
+    V4Only,
+    /// The v5 (Deneb) path only.
+    V5Only,
+    /// Both, concurrently; results compared; v4's answer returned.
+    Parallel,
+    /// v4 answers; v5 answers when v4 fails.
+    V4Primary,
+    /// v5 answers; v4 answers when v5 fails.
+    V5Primary,
+    /// This percentage of slots goes to v5 (sticky per slot), the rest to v4.
+    Canary(u8),
+}
+
+impl CompatMode {
+    /// A canary mode; `percent` must be 0–100.
+    pub fn canary(percent: u8) -> Result<Self, EngineError> {
+        AbSplit::new(percent).map(|s| Self::Canary(s.percent()))
+    }
+
+    /// The `engine_compat_mode` gauge value (1–6).
+    pub const fn code(self) -> i64 {
+        match self {
+            Self::V4Only => 1,
+            Self::V5Only => 2,
+            Self::Parallel => 3,
+            Self::V4Primary => 4,
+            Self::V5Primary => 5,
+            Self::Canary(_) => 6,
+        }
+    }
+
+    const fn encode(self) -> u16 {
+        let percent = match self {
+            Self::Canary(p) => p as u16,
+            _ => 0,
+        };
+        ((self.code() as u16) << 8) | percent
+    }
+
+    /// 0 decodes to None (no per-operation override).
+    const fn decode(bits: u16) -> Option<Self> {
+        Some(match bits >> 8 {
+            1 => Self::V4Only,
+            2 => Self::V5Only,
+            3 => Self::Parallel,
+            4 => Self::V4Primary,
+            5 => Self::V5Primary,
+            6 => Self::Canary((bits & 0xff) as u8),
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for CompatMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::V4Only => f.write_str("v4-only"),
+            Self::V5Only => f.write_str("v5-only"),
+            Self::Parallel => f.write_str("parallel"),
+            Self::V4Primary => f.write_str("v4-primary"),
+            Self::V5Primary => f.write_str("v5-primary"),
+            Self::Canary(p) => write!(f, "canary:{p}"),
+        }
+    }
+}
+
+/// The compat client's operations, each with its own runtime flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum CompatOperation {
+    /// `engine_forkchoiceUpdated`.
+    ForkchoiceUpdated,
+    /// `engine_getPayload`.
+    GetPayload,
+    /// `engine_newPayload`.
+    NewPayload,
+}
+
+impl CompatOperation {
+    /// Every operation.
+    pub const ALL: [Self; 3] = [Self::ForkchoiceUpdated, Self::GetPayload, Self::NewPayload];
+
+    /// The metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ForkchoiceUpdated => "forkchoice_updated",
+            Self::GetPayload => "get_payload",
+            Self::NewPayload => "new_payload",
+        }
+    }
+
+    const fn index(self) -> usize {
+        match self {
+            Self::ForkchoiceUpdated => 0,
+            Self::GetPayload => 1,
+            Self::NewPayload => 2,
+        }
+    }
+}
+
+/// The Lighthouse version a call went through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Version {
+    /// Capella types, V2 methods.
+    V4,
+    /// Deneb types, fork-aware methods.
+    V5,
+}
+
+impl Version {
+    /// The metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::V4 => "v4",
+            Self::V5 => "v5",
+        }
+    }
+
+    const fn index(self) -> usize {
+        match self {
+            Self::V4 => 0,
+            Self::V5 => 1,
+        }
+    }
+}
+
+/// One operation's figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperationReport {
+    /// The operation.
+    pub operation: CompatOperation,
+    /// Its flag (None: the client's mode applies).
+    pub flag: Option<CompatMode>,
+    /// v4 calls, errors, latency percentiles.
+    pub v4: PathSample,
+    /// v5 calls, errors, latency percentiles.
+    pub v5: PathSample,
+    /// Comparisons that agreed.
+    pub matches: u64,
+    /// Comparisons that disagreed.
+    pub mismatches: u64,
+}
+
+/// The compat client's figures since its mode last changed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompatReport {
+    /// The client's mode.
+    pub mode: CompatMode,
+    /// Per operation.
+    pub operations: Vec<OperationReport>,
+}
+
+#[derive(Debug, Default)]
+struct OperationStats {
+    versions: [PathStats; 2],
+    matches: AtomicU64,
+    mismatches: AtomicU64,
+}
+
+/// Both Lighthouse type families on one execution client; see the [module docs](self).
+#[derive(Debug)]
+pub struct CompatClient<C> {
+    client: C,
+    mode: AtomicU16,
+    flags: [AtomicU16; 3],
+    stats: [OperationStats; 3],
+    metrics: CompatMetrics,
+}
+
+impl<C: ExecutionClient> CompatClient<C> {
+    /// Over `client`, in `mode`, with no per-operation flags.
+    pub fn new(client: C, mode: CompatMode, metrics: CompatMetrics) -> Self {
+        metrics.mode.set(mode.code());
+        Self {
+            client,
+            mode: AtomicU16::new(mode.encode()),
+            flags: Default::default(),
+            stats: Default::default(),
+            metrics,
+        }
+    }
+
+    /// The client underneath.
+    pub const fn client(&self) -> &C {
+        &self.client
+    }
+
+    /// The metrics.
+    pub const fn metrics(&self) -> &CompatMetrics {
+        &self.metrics
+    }
+
+    /// The client's mode.
+    pub fn mode(&self) -> CompatMode {
+        CompatMode::decode(self.mode.load(Ordering::Acquire)).unwrap_or(CompatMode::V4Only)
+    }
+
+    /// Switch the client's mode (effective on the next call); statistics restart. Returns the
+    /// previous mode.
+    pub fn set_mode(&self, mode: CompatMode) -> CompatMode {
+        let previous = CompatMode::decode(self.mode.swap(mode.encode(), Ordering::AcqRel))
+            .unwrap_or(CompatMode::V4Only);
+        self.reset_stats();
+        self.metrics.mode.set(mode.code());
+        info!(%previous, %mode, "compat client mode switched");
+        previous
+    }
+
+    /// Set (Some) or clear (None) the flag of one operation: while set, that operation runs in
+    /// the flag's mode whatever the client's mode. Effective on the next call.
+    pub fn set_operation_flag(&self, operation: CompatOperation, mode: Option<CompatMode>) {
+        let bits = mode.map_or(0, CompatMode::encode);
+        self.flags[operation.index()].store(bits, Ordering::Release);
+        info!(operation = operation.as_str(), flag = ?mode, "compat operation flag set");
+    }
+
+    /// The mode `operation` runs in now.
+    pub fn effective_mode(&self, operation: CompatOperation) -> CompatMode {
+        CompatMode::decode(self.flags[operation.index()].load(Ordering::Acquire))
+            .unwrap_or_else(|| self.mode())
+    }
+
+    /// The figures since the last mode switch.
+    pub fn report(&self) -> CompatReport {
+        CompatReport {
+            mode: self.mode(),
+            operations: CompatOperation::ALL
+                .iter()
+                .map(|&op| {
+                    let s = &self.stats[op.index()];
+                    OperationReport {
+                        operation: op,
+                        flag: CompatMode::decode(self.flags[op.index()].load(Ordering::Acquire)),
+                        v4: s.versions[Version::V4.index()].sample(),
+                        v5: s.versions[Version::V5.index()].sample(),
+                        matches: s.matches.load(Ordering::Relaxed),
+                        mismatches: s.mismatches.load(Ordering::Relaxed),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// v4 (baseline) against v5 (candidate) over every operation, for the health check.
+    pub fn health(&self) -> HealthSample {
+        let mut sample = HealthSample::default();
+        // Latency percentiles do not add up across operations: take the operation with the
+        // most v5 calls as representative (newPayload in a producing node).
+        let mut busiest = 0;
+        for s in &self.stats {
+            let (a, b) = (
+                s.versions[Version::V4.index()].sample(),
+                s.versions[Version::V5.index()].sample(),
+            );
+            sample.baseline.calls += a.calls;
+            sample.baseline.errors += a.errors;
+            sample.candidate.calls += b.calls;
+            sample.candidate.errors += b.errors;
+            let matches = s.matches.load(Ordering::Relaxed);
+            let mismatches = s.mismatches.load(Ordering::Relaxed);
+            sample.comparisons += matches + mismatches;
+            sample.mismatches += mismatches;
+            if b.calls >= busiest && a.calls > 0 {
+                busiest = b.calls;
+                (
+                    sample.baseline.p50,
+                    sample.baseline.p95,
+                    sample.baseline.p99,
+                ) = (a.p50, a.p95, a.p99);
+                (
+                    sample.candidate.p50,
+                    sample.candidate.p95,
+                    sample.candidate.p99,
+                ) = (b.p50, b.p95, b.p99);
+            }
+        }
+        sample
+    }
+
+    fn reset_stats(&self) {
+        for s in &self.stats {
+            for v in &s.versions {
+                v.reset();
+            }
+            s.matches.store(0, Ordering::Relaxed);
+            s.mismatches.store(0, Ordering::Relaxed);
+        }
+    }
+
+    async fn timed<T>(
+        &self,
+        op: CompatOperation,
+        version: Version,
+        call: impl Future<Output = Result<T, EngineError>>,
+    ) -> Result<T, EngineError> {
+        let started = Instant::now();
+        let result = call.await;
+        let elapsed = started.elapsed();
+        self.stats[op.index()].versions[version.index()].record(elapsed, result.is_ok());
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.metrics
+            .calls
+            .with_label_values(&[version.as_str(), op.as_str(), outcome])
+            .inc();
+        self.metrics
+            .call_duration
+            .with_label_values(&[version.as_str(), op.as_str()])
+            .observe(elapsed.as_secs_f64());
+        result
+    }
+
+    fn compared(&self, op: CompatOperation, agree: bool, detail: impl fmt::Debug) {
+        let s = &self.stats[op.index()];
+        let outcome = if agree {
+            s.matches.fetch_add(1, Ordering::Relaxed);
+            "match"
+        } else {
+            s.mismatches.fetch_add(1, Ordering::Relaxed);
+            warn!(
+                operation = op.as_str(),
+                ?detail,
+                "Lighthouse v4 and v5 paths disagree"
+            );
+            "mismatch"
+        };
+        self.metrics
+            .comparisons
+            .with_label_values(&[op.as_str(), outcome])
+            .inc();
+    }
+
+    /// Run `op` by its effective mode: `v4`/`v5` make the call on each side, `same` says
+    /// whether two answers agree, `key` is the canary key.
+    async fn route<T, F4, F5, Fut4, Fut5>(
+        &self,
+        op: CompatOperation,
+        key: &[u8],
+        v4: F4,
+        v5: F5,
+        same: impl Fn(&T, &T) -> bool,
+    ) -> Result<T, EngineError>
+    where
+        T: fmt::Debug,
+        F4: Fn() -> Fut4,
+        F5: Fn() -> Fut5,
+        Fut4: Future<Output = Result<T, EngineError>>,
+        Fut5: Future<Output = Result<T, EngineError>>,
+    {
+        match self.effective_mode(op) {
+            CompatMode::V4Only => self.timed(op, Version::V4, v4()).await,
+            CompatMode::V5Only => self.timed(op, Version::V5, v5()).await,
+            CompatMode::Parallel => {
+                let (a, b) = tokio::join!(
+                    self.timed(op, Version::V4, v4()),
+                    self.timed(op, Version::V5, v5())
+                );
+                if let (Ok(a), Ok(b)) = (&a, &b) {
+                    self.compared(op, same(a, b), (a, b));
+                }
+                a
+            }
+            CompatMode::V4Primary => match self.timed(op, Version::V4, v4()).await {
+                Ok(a) => Ok(a),
+                Err(e) => {
+                    warn!(operation = op.as_str(), error = %e, "v4 failed; v5 answers");
+                    self.timed(op, Version::V5, v5()).await
+                }
+            },
+            CompatMode::V5Primary => match self.timed(op, Version::V5, v5()).await {
+                Ok(b) => Ok(b),
+                Err(e) => {
+                    warn!(operation = op.as_str(), error = %e, "v5 failed; v4 answers");
+                    self.timed(op, Version::V4, v4()).await
+                }
+            },
+            CompatMode::Canary(p) => {
+                let side = AbSplit::new(p).map_or(Side::Baseline, |s| s.side(key));
+                match side {
+                    Side::Candidate => self.timed(op, Version::V5, v5()).await,
+                    Side::Baseline => self.timed(op, Version::V4, v4()).await,
+                }
+            }
+        }
+    }
+
+    /// `engine_forkchoiceUpdated`, with attributes when a build starts. v4 drops nothing
+    /// silently: attributes with a beacon root or a Cancun-era timestamp are refused there.
+    pub async fn forkchoice_updated(
+        &self,
+        state: DenebForkchoiceState,
+        attributes: Option<DenebAttributes>,
+    ) -> Result<ForkchoiceUpdated, EngineError> {
+        let key = attributes.as_ref().map_or_else(
+            || state.0.head_block_hash.to_vec(),
+            |a| a.0.timestamp.to_be_bytes().to_vec(),
+        );
+        let v4 = || {
+            let attributes = attributes.clone();
+            async move {
+                let state = CapellaForkchoiceState::from(state);
+                let attributes = match attributes {
+                    Some(a) => {
+                        require_pre_cancun(self.client.fork_schedule(), a.0.timestamp)
+                            .map_err(conversion("forkchoiceUpdated attributes"))?;
+                        let root = a.0.parent_beacon_block_root;
+                        // v4 callers never had a beacon root; a zero root is what the v5
+                        // caller passes before Cancun, so only a real one is refused.
+                        let a = match root {
+                            Some(r) if r.is_zero() => {
+                                DenebAttributes(alloy_rpc_types_engine::PayloadAttributes {
+                                    parent_beacon_block_root: None,
+                                    ..a.0
+                                })
+                            }
+                            _ => a,
+                        };
+                        let capella = CapellaAttributes::try_from(a)
+                            .map_err(conversion("forkchoiceUpdated attributes"))?;
+                        Some(capella.0)
+                    }
+                    None => None,
+                };
+                self.client.forkchoice_updated(state.0, attributes).await
+            }
+        };
+        let v5 = || {
+            let attributes = attributes.clone();
+            async move {
+                let attributes = attributes.map(|a| {
+                    let mut a = a.0;
+                    // Before Cancun the v5 path sends V2, which has no beacon root.
+                    if !self
+                        .client
+                        .fork_schedule()
+                        .fork_at(a.timestamp)
+                        .has_blob_fields()
+                    {
+                        a.parent_beacon_block_root = None;
+                    }
+                    a
+                });
+                self.client.forkchoice_updated(state.0, attributes).await
+            }
+        };
+        self.route(
+            CompatOperation::ForkchoiceUpdated,
+            &key,
+            v4,
+            v5,
+            |a: &ForkchoiceUpdated, b: &ForkchoiceUpdated| {
+                a.payload_status == b.payload_status
+                    && a.payload_id.is_some() == b.payload_id.is_some()
+            },
+        )
+        .await
+    }
+
+    /// `engine_getPayload` of a build started with attributes of `timestamp`. v4 requires a
+    /// Capella payload back.
+    pub async fn get_payload(
+        &self,
+        payload_id: PayloadId,
+        timestamp: u64,
+        parent_beacon_block_root: Option<B256>,
+    ) -> Result<BuiltPayload, EngineError> {
+        let v4 = || async move {
+            require_pre_cancun(self.client.fork_schedule(), timestamp)
+                .map_err(conversion("getPayload"))?;
+            let built = self.client.get_payload(payload_id, timestamp, None).await?;
+            match &built.execution_data.payload {
+                ExecutionPayload::V2(_) => Ok(built),
+                other => Err(EngineError::Decode {
+                    method: "engine_getPayloadV2".into(),
+                    message: format!(
+                        "the v4 (Capella) path got a {} payload; expected a V2 payload",
+                        payload_version(other)
+                    ),
+                }),
+            }
+        };
+        let v5 = || async move {
+            self.client
+                .get_payload(payload_id, timestamp, parent_beacon_block_root)
+                .await
+        };
+        self.route(
+            CompatOperation::GetPayload,
+            &timestamp.to_be_bytes(),
+            v4,
+            v5,
+            |a: &BuiltPayload, b: &BuiltPayload| {
+                a.block_hash() == b.block_hash() && a.block_value == b.block_value
+            },
+        )
+        .await
+    }
+
+    /// `engine_newPayload` of a v5 request. v4 converts it to Capella (refusing blob gas and
+    /// blobs, naming the field) and sends V2; v5 sends the version of the payload's fork.
+    pub async fn new_payload(
+        &self,
+        request: DenebNewPayload,
+    ) -> Result<PayloadStatus, EngineError> {
+        let timestamp = request.payload.0.payload_inner.payload_inner.timestamp;
+        let v4 = || {
+            let request = request.clone();
+            async move {
+                require_pre_cancun(self.client.fork_schedule(), timestamp)
+                    .map_err(conversion("newPayload"))?;
+                let capella =
+                    CapellaNewPayload::try_from(request).map_err(conversion("newPayload"))?;
+                let data = ExecutionData::new(
+                    ExecutionPayload::V2(capella.payload.0),
+                    ExecutionPayloadSidecar::none(),
+                );
+                self.client.new_payload(&data).await
+            }
+        };
+        let v5 = || {
+            let request = request.clone();
+            async move {
+                let data = deneb_execution_data(self.client.fork_schedule(), request)?;
+                self.client.new_payload(&data).await
+            }
+        };
+        self.route(
+            CompatOperation::NewPayload,
+            &timestamp.to_be_bytes(),
+            v4,
+            v5,
+            |a: &PayloadStatus, b: &PayloadStatus| a == b,
+        )
+        .await
+    }
+}
+
+/// The wire form of a v5 request: V3 with its sidecar from Cancun on, V2 before (refusing
+/// blob fields a pre-Cancun block cannot have).
+fn deneb_execution_data(
+    schedule: &engine_types::ForkSchedule,
+    request: DenebNewPayload,
+) -> Result<ExecutionData, EngineError> {
+    let timestamp = request.payload.0.payload_inner.payload_inner.timestamp;
+    if schedule.fork_at(timestamp).has_blob_fields() {
+        Ok(ExecutionData::new(
+            ExecutionPayload::V3(request.payload.0),
+            ExecutionPayloadSidecar::v3(CancunPayloadFields::new(
+                request.parent_beacon_block_root,
+                request.versioned_hashes,
+            )),
+        ))
+    } else {
+        let capella = CapellaNewPayload::try_from(request).map_err(conversion("newPayload"))?;
+        Ok(ExecutionData::new(
+            ExecutionPayload::V2(capella.payload.0),
+            ExecutionPayloadSidecar::none(),
+        ))
+    }
+}
+
+/// A built payload in the v5 request form (what a caller passes back to `new_payload`).
+pub fn deneb_request(built: &BuiltPayload) -> Result<DenebNewPayload, EngineError> {
+    let data = &built.execution_data;
+    let root = data.sidecar.parent_beacon_block_root().unwrap_or_default();
+    let hashes = data.sidecar.versioned_hashes().cloned().unwrap_or_default();
+    let payload = match &data.payload {
+        ExecutionPayload::V2(v2) => DenebPayload::from(CapellaPayload(v2.clone())),
+        ExecutionPayload::V3(v3) => DenebPayload(v3.clone()),
+        other => {
+            return Err(EngineError::invalid_request(
+                "payload",
+                format!(
+                    "a {} payload has no Deneb request form",
+                    payload_version(other)
+                ),
+            ));
+        }
+    };
+    Ok(DenebNewPayload {
+        payload,
+        versioned_hashes: hashes,
+        parent_beacon_block_root: root,
+    })
+}
+
+const fn payload_version(payload: &ExecutionPayload) -> &'static str {
+    match payload {
+        ExecutionPayload::V1(_) => "V1",
+        ExecutionPayload::V2(_) => "V2",
+        ExecutionPayload::V3(_) => "V3",
+    }
+}
+
+fn conversion(what: &'static str) -> impl Fn(ConversionError) -> EngineError {
+    move |e| EngineError::invalid_request(what, e.to_string())
+}
