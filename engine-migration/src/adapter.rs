@@ -6,12 +6,16 @@
 //! | mode | answers | also runs |
 //! |---|---|---|
 //! | `LegacyOnly` | legacy | — |
-//! | `Shadow` | legacy | the actor, in the background, on the same calls; results compared |
+//! | `Shadow` | legacy | the actor, in the background (between legacy's calls, never during one), on the same calls; results compared |
 //! | `Canary(p)` | the actor for p % of slots (by timestamp, so a replay splits the same way), else legacy; actor errors fall back to legacy | the other path re-applies each committed block and finalization |
-//! | `Parallel` | both concurrently, compared; legacy's answer is returned (agreement or not) | — |
+//! | `Parallel` | both, legacy first, compared; legacy's answer is returned (agreement or not) | — |
 //! | `ActorPrimary` | the actor; on an actor error, legacy | legacy re-applies each committed block |
 //! | `ActorOnly` | the actor | — |
 //! | `Rollback` | legacy (entered by an operator or by the health check) | — |
+//!
+//! Calls that change the execution client's state (build, commit, finalize, adoption) never
+//! overlap, whichever path makes them: one node has one EL, and EthereumJS, asked to build the
+//! same payload twice at once, returned two blocks with different state roots.
 //!
 //! A path that sat out committed blocks (the actor in `LegacyOnly`, legacy in `ActorOnly`) is
 //! marked stale and adopts the other path's forkchoice (one forkchoiceUpdated) before its next
@@ -55,7 +59,7 @@ pub enum MigrationMode {
     Shadow,
     /// The actor answers this percentage of slots.
     Canary(u8),
-    /// Both run; legacy's answer is returned.
+    /// Both run (legacy first); legacy's answer is returned.
     Parallel,
     /// The actor answers, legacy on actor errors.
     ActorPrimary,
@@ -224,6 +228,10 @@ pub struct AdapterConfig {
     /// Shadow jobs queued at most; beyond it a comparison is dropped (and counted), never the
     /// legacy answer delayed.
     pub shadow_queue: usize,
+    /// In shadow mode, how long a legacy commit waits for the actor's shadow build of the same
+    /// slot (which must run before the head moves); a build still pending after that is
+    /// skipped and counted as dropped. Default 500 ms.
+    pub shadow_wait: Duration,
 }
 
 impl Default for AdapterConfig {
@@ -232,6 +240,7 @@ impl Default for AdapterConfig {
             validator: StateValidator::default(),
             thresholds: Thresholds::default(),
             shadow_queue: 64,
+            shadow_wait: Duration::from_millis(500),
         }
     }
 }
@@ -247,10 +256,24 @@ pub struct AdapterReport {
     pub score: f64,
     /// Actor errors answered by legacy.
     pub fallbacks: u64,
-    /// Shadow comparisons dropped (queue full).
+    /// Shadow comparisons dropped (queue full, or the build came too late).
     pub shadow_dropped: u64,
     /// The last rollback, if any.
     pub last_rollback: Option<RollbackRecord>,
+    /// The most recent disagreements (up to [`RECENT_MISMATCHES`]), oldest first.
+    pub recent_mismatches: Vec<MismatchRecord>,
+}
+
+/// How many disagreements the report keeps.
+pub const RECENT_MISMATCHES: usize = 16;
+
+/// One disagreement between the paths.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MismatchRecord {
+    /// The operation (`build`, `commit`).
+    pub operation: &'static str,
+    /// How the results differed.
+    pub mismatches: Vec<Mismatch>,
 }
 
 /// What both paths share with the shadow worker.
@@ -264,6 +287,9 @@ struct Shared<L, A> {
     mismatches: AtomicU64,
     fallbacks: AtomicU64,
     shadow_dropped: AtomicU64,
+    recent: Mutex<std::collections::VecDeque<MismatchRecord>>,
+    /// Held by every call that changes the EL's state, so no two overlap.
+    el_writes: tokio::sync::Mutex<()>,
     metrics: MigrationMetrics,
 }
 
@@ -286,6 +312,7 @@ pub struct MigrationAdapter<L, A> {
     thresholds: Thresholds,
     last_rollback: Mutex<Option<RollbackRecord>>,
     shadow: mpsc::Sender<ShadowJob>,
+    shadow_wait: Duration,
 }
 
 impl<L, A> fmt::Debug for MigrationAdapter<L, A> {
@@ -325,6 +352,8 @@ where
             mismatches: AtomicU64::new(0),
             fallbacks: AtomicU64::new(0),
             shadow_dropped: AtomicU64::new(0),
+            recent: Mutex::new(std::collections::VecDeque::new()),
+            el_writes: tokio::sync::Mutex::new(()),
             metrics,
         });
         let (tx, rx) = mpsc::channel(config.shadow_queue.max(1));
@@ -335,6 +364,7 @@ where
             thresholds: config.thresholds,
             last_rollback: Mutex::new(None),
             shadow: tx,
+            shadow_wait: config.shadow_wait,
         }
     }
 
@@ -427,6 +457,12 @@ where
             fallbacks: self.shared.fallbacks.load(Ordering::Relaxed),
             shadow_dropped: self.shared.shadow_dropped.load(Ordering::Relaxed),
             last_rollback: self.last_rollback.lock().ok().and_then(|r| r.clone()),
+            recent_mismatches: self
+                .shared
+                .recent
+                .lock()
+                .map(|r| r.iter().cloned().collect())
+                .unwrap_or_default(),
         }
     }
 
@@ -622,6 +658,12 @@ where
         op: Operation,
         call: impl Future<Output = Result<T, EngineError>>,
     ) -> Result<T, EngineError> {
+        let _writing = match op {
+            Operation::Build | Operation::Commit | Operation::Finalize => {
+                Some(self.el_writes.lock().await)
+            }
+            Operation::GetBlock | Operation::GetReceipt => None,
+        };
         let started = Instant::now();
         let result = call.await;
         let elapsed = started.elapsed();
@@ -656,9 +698,12 @@ where
             Path::Legacy => self.legacy.forkchoice_state().await?,
             Path::Actor => self.actor.forkchoice_state().await?,
         };
-        match path {
-            Path::Legacy => self.legacy.adopt(state).await?,
-            Path::Actor => self.actor.adopt(state).await?,
+        {
+            let _writing = self.el_writes.lock().await;
+            match path {
+                Path::Legacy => self.legacy.adopt(state).await?,
+                Path::Actor => self.actor.adopt(state).await?,
+            }
         }
         self.stale[path.index()].store(false, Ordering::Release);
         self.metrics
@@ -683,6 +728,15 @@ where
                 ?mismatches,
                 "legacy and actor disagree"
             );
+            if let Ok(mut recent) = self.recent.lock() {
+                if recent.len() == RECENT_MISMATCHES {
+                    recent.pop_front();
+                }
+                recent.push_back(MismatchRecord {
+                    operation: op.as_str(),
+                    mismatches: mismatches.to_vec(),
+                });
+            }
             "mismatch"
         };
         self.metrics
@@ -749,6 +803,19 @@ where
                 add_balances,
                 legacy,
             } => {
+                // Legacy committed past this build's parent already: building there now would
+                // ask the EL to rewind its head (which the spec lets it refuse). Skip it.
+                let legacy_head = shared
+                    .legacy
+                    .forkchoice_state()
+                    .await
+                    .map(|f| f.head_block_hash)
+                    .ok();
+                if payload_head.is_some() && legacy_head != payload_head {
+                    shared.shadow_dropped.fetch_add(1, Ordering::Relaxed);
+                    shared.metrics.shadow_dropped.inc();
+                    continue;
+                }
                 let actor = shared
                     .timed(
                         Path::Actor,
@@ -826,7 +893,7 @@ where
         let s = &self.shared;
         let result = match mode {
             MigrationMode::Parallel => {
-                let (l, a) = tokio::join!(
+                let (l, a) = one_after_the_other(
                     async {
                         s.ensure_synced(Path::Legacy).await?;
                         s.timed(
@@ -846,8 +913,9 @@ where
                                 .build_block(timestamp, payload_head, add_balances.clone()),
                         )
                         .await
-                    }
-                );
+                    },
+                )
+                .await;
                 s.compare_outcomes(Operation::Build, &l, &a, |l, a| {
                     s.validator.compare(&l.payload, &a.payload)
                 });
@@ -861,9 +929,10 @@ where
                     })
                     .await;
                 if let Ok(built) = &result {
+                    // The actor builds on the parent legacy built on, whatever its own head.
                     self.enqueue(ShadowJob::Build {
                         timestamp,
-                        payload_head,
+                        payload_head: Some(built.payload.parent_hash()),
                         add_balances: add_balances.clone(),
                         legacy: Box::new(built.payload.clone()),
                     });
@@ -899,7 +968,7 @@ where
         let s = &self.shared;
         let result = match mode {
             MigrationMode::Parallel => {
-                let (l, a) = tokio::join!(
+                let (l, a) = one_after_the_other(
                     async {
                         s.ensure_synced(Path::Legacy).await?;
                         s.timed(
@@ -917,8 +986,9 @@ where
                             s.actor.commit_block(payload.clone()),
                         )
                         .await
-                    }
-                );
+                    },
+                )
+                .await;
                 s.compare_outcomes(Operation::Commit, &l, &a, |l, a| {
                     hash_mismatch(*l, *a).into_iter().collect()
                 });
@@ -930,6 +1000,9 @@ where
                 l
             }
             MigrationMode::Shadow => {
+                // Let the shadow build of this slot run first (it must build on the parent
+                // before legacy moves the head), but never wait long for the actor.
+                let _ = tokio::time::timeout(self.shadow_wait, self.shadow_idle()).await;
                 let result = self
                     .answer_with(Operation::Commit, Path::Legacy, false, |_| {
                         s.legacy.commit_block(payload.clone())
@@ -963,7 +1036,7 @@ where
         let s = &self.shared;
         let result = match mode {
             MigrationMode::Parallel => {
-                let (l, a) = tokio::join!(
+                let (l, a) = one_after_the_other(
                     async {
                         s.ensure_synced(Path::Legacy).await?;
                         s.timed(
@@ -981,8 +1054,9 @@ where
                             s.actor.set_finalized(hash),
                         )
                         .await
-                    }
-                );
+                    },
+                )
+                .await;
                 if let Err(e) = &a {
                     s.follower_failed(Path::Actor, Operation::Finalize, e);
                 }
@@ -1057,6 +1131,18 @@ where
         self.after_call(mode).await;
         result
     }
+}
+
+/// Both calls, the first to completion before the second starts: two calls that change one
+/// execution client's state never overlap. (EthereumJS, asked for the same payload id twice at
+/// once, returned two blocks with different state roots; see docs/migration-runbook.md.)
+pub(crate) async fn one_after_the_other<A, B>(
+    first: impl Future<Output = A>,
+    second: impl Future<Output = B>,
+) -> (A, B) {
+    let a = first.await;
+    let b = second.await;
+    (a, b)
 }
 
 #[cfg(test)]

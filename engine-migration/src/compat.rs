@@ -29,6 +29,7 @@ use tracing::{info, warn};
 
 use crate::{
     ab::{AbSplit, Side},
+    adapter::one_after_the_other,
     health::{HealthSample, PathSample, PathStats},
     lighthouse::{
         CapellaAttributes, CapellaForkchoiceState, CapellaNewPayload, CapellaPayload,
@@ -45,7 +46,7 @@ pub enum CompatMode {
     V4Only,
     /// The v5 (Deneb) path only.
     V5Only,
-    /// Both, concurrently; results compared; v4's answer returned.
+    /// Both, v4 then v5 (never overlapping); results compared; v4's answer returned.
     Parallel,
     /// v4 answers; v5 answers when v4 fails.
     V4Primary,
@@ -182,6 +183,8 @@ pub struct OperationReport {
     pub matches: u64,
     /// Comparisons that disagreed.
     pub mismatches: u64,
+    /// The last disagreement: both answers, v4's first.
+    pub last_mismatch: Option<String>,
 }
 
 /// The compat client's figures since its mode last changed.
@@ -198,6 +201,7 @@ struct OperationStats {
     versions: [PathStats; 2],
     matches: AtomicU64,
     mismatches: AtomicU64,
+    last_mismatch: std::sync::Mutex<Option<String>>,
 }
 
 /// Both Lighthouse type families on one execution client; see the [module docs](self).
@@ -278,6 +282,7 @@ impl<C: ExecutionClient> CompatClient<C> {
                         v5: s.versions[Version::V5.index()].sample(),
                         matches: s.matches.load(Ordering::Relaxed),
                         mismatches: s.mismatches.load(Ordering::Relaxed),
+                        last_mismatch: s.last_mismatch.lock().ok().and_then(|m| m.clone()),
                     }
                 })
                 .collect(),
@@ -364,6 +369,9 @@ impl<C: ExecutionClient> CompatClient<C> {
                 ?detail,
                 "Lighthouse v4 and v5 paths disagree"
             );
+            if let Ok(mut last) = s.last_mismatch.lock() {
+                *last = Some(format!("{detail:?}"));
+            }
             "mismatch"
         };
         self.metrics
@@ -393,10 +401,11 @@ impl<C: ExecutionClient> CompatClient<C> {
             CompatMode::V4Only => self.timed(op, Version::V4, v4()).await,
             CompatMode::V5Only => self.timed(op, Version::V5, v5()).await,
             CompatMode::Parallel => {
-                let (a, b) = tokio::join!(
+                let (a, b) = one_after_the_other(
                     self.timed(op, Version::V4, v4()),
-                    self.timed(op, Version::V5, v5())
-                );
+                    self.timed(op, Version::V5, v5()),
+                )
+                .await;
                 if let (Ok(a), Ok(b)) = (&a, &b) {
                     self.compared(op, same(a, b), (a, b));
                 }

@@ -133,6 +133,25 @@ pub trait Migratable: Send + Sync {
     }
 }
 
+/// A shared target (the node keeps using the adapter while the controller drives it).
+impl<T: Migratable> Migratable for std::sync::Arc<T> {
+    fn enter(&self, stage: Stage) -> impl Future<Output = Result<(), EngineError>> + Send {
+        T::enter(self, stage)
+    }
+
+    fn roll_back(&self, reason: RollbackReason) -> impl Future<Output = ()> + Send {
+        T::roll_back(self, reason)
+    }
+
+    fn health(&self) -> HealthSample {
+        T::health(self)
+    }
+
+    fn self_rollback(&self) -> Option<RollbackRecord> {
+        T::self_rollback(self)
+    }
+}
+
 /// One stage change.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Transition {

@@ -264,7 +264,7 @@ impl MigrationPath for DirectEngine {
 }
 
 /// One way two payloads differ.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum Mismatch {
     /// Different block hashes.
     BlockHash {

@@ -226,7 +226,9 @@ async fn each_mode_answers_as_documented(
             // Build and commit of every slot compared, all agreeing.
             assert_eq!(report.health.comparisons, 2 * SLOTS, "{report:#?}");
             assert_eq!(report.health.mismatches, 0, "{report:#?}");
-            assert!((report.score - 100.0).abs() < 25.0, "{report:#?}");
+            // The score's latency factor depends on the machine; its other factors are 1.
+            assert!((report.score - report.health.score()).abs() < 1e-9);
+            assert!(report.score > 0.0);
         }
         MigrationMode::Shadow | MigrationMode::Parallel if faults == Faults::Mismatching => {
             assert!(report.health.mismatches >= SLOTS, "{report:#?}");

@@ -1,0 +1,221 @@
+//! The migration adapter and the compat client against real EthereumJS: 20 slots each in
+//! Parallel and Shadow mode with zero mismatches, and the v4/v5 compat client in Parallel.
+//!
+//! Both paths drive the one execution client, as in a node: the legacy path builds and commits,
+//! the actor builds the same slot from the same parent and commits the same block.
+//! EthereumJS is required (`just setup` installs it): these tests fail if it is missing.
+
+// Helpers of a test binary: panicking is how they fail the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use alloy_eips::{BlockId, BlockNumberOrTag};
+use alloy_primitives::{Address, U256};
+use alloy_rpc_types_engine::{ForkchoiceState, PayloadAttributes};
+use engine_actor::{Engine, EngineSystem};
+use engine_clients::{ClientOptions, ExecutionClient, HttpExecutionClient};
+use engine_migration::{
+    AdapterConfig, CompatClient, CompatMetrics, CompatMode, DenebAttributes, DenebForkchoiceState,
+    DirectEngine, LegacyEngine, MigrationAdapter, MigrationMetrics, MigrationMode, Thresholds,
+    compat::deneb_request,
+};
+use engine_testkit::{GenesisOptions, RealClientKind, RealExecutionClient};
+use engine_types::{
+    AddBalance, ConsensusAmount, DEFAULT_FEE_RECIPIENT, EngineConfig, ForkSchedule,
+    withdrawals_from_peg_ins,
+};
+
+const SLOTS: u64 = 20;
+
+async fn ethereumjs() -> (RealExecutionClient, ClientOptions) {
+    let el = RealExecutionClient::start(RealClientKind::EthereumJs, &GenesisOptions::default())
+        .await
+        .expect("EthereumJS starts (run `just setup`)");
+    let options = ClientOptions::new(el.engine_url(), el.jwt_secret())
+        .with_eth_url(el.eth_url())
+        .with_fork_schedule(ForkSchedule::shanghai());
+    (el, options)
+}
+
+async fn adapter_run(mode: MigrationMode) {
+    let (el, options) = ethereumjs().await;
+    let direct = DirectEngine::new(HttpExecutionClient::connect(options.clone()).await.unwrap())
+        .await
+        .unwrap();
+    let config = EngineConfig {
+        fork_schedule: ForkSchedule::shanghai(),
+        ..EngineConfig::default()
+    };
+    let system = EngineSystem::start_with_options(config, vec![options.clone()])
+        .await
+        .unwrap();
+    let adapter = MigrationAdapter::new(
+        direct,
+        Engine::new(system.handle()),
+        mode,
+        AdapterConfig {
+            // Latency on a shared 2-core machine is noise; this run judges agreement.
+            thresholds: Thresholds {
+                max_latency_regression: None,
+                ..Thresholds::default()
+            },
+            ..AdapterConfig::default()
+        },
+        MigrationMetrics::new().unwrap(),
+    );
+    adapter.initialize_actor_from_legacy().await.unwrap();
+    let observer = HttpExecutionClient::connect(options).await.unwrap();
+    let genesis = observer
+        .block(BlockId::Number(BlockNumberOrTag::Latest), false)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut timestamp = genesis.header.timestamp;
+    let mut last = None;
+    for slot in 1..=SLOTS {
+        timestamp += 2;
+        let peg_ins = vec![AddBalance(
+            Address::with_last_byte(slot as u8),
+            ConsensusAmount::from_satoshi(1_000 * slot).unwrap(),
+        )];
+        let built = adapter
+            .build_block(Duration::from_secs(timestamp), None, peg_ins)
+            .await
+            .unwrap_or_else(|e| panic!("{mode} slot {slot}: build: {e}"));
+        let hash = adapter
+            .commit_block(built)
+            .await
+            .unwrap_or_else(|e| panic!("{mode} slot {slot}: commit: {e}"));
+        if slot % 5 == 0 {
+            adapter.set_finalized(hash).await.unwrap();
+        }
+        last = Some(hash);
+    }
+    adapter.shadow_idle().await;
+    let report = adapter.report();
+    println!(
+        "{mode} on EthereumJS, {SLOTS} slots: {} comparisons, {} mismatches, score {:.1}, legacy p50 {:?} / actor p50 {:?}",
+        report.health.comparisons,
+        report.health.mismatches,
+        report.score,
+        report.health.baseline.p50,
+        report.health.candidate.p50
+    );
+    assert_eq!(
+        report.mode, mode,
+        "no rollback: {:#?}\n{report:#?}",
+        report.recent_mismatches
+    );
+    assert_eq!(report.health.mismatches, 0, "{report:#?}");
+    assert_eq!(
+        report.health.comparisons,
+        2 * SLOTS,
+        "every build and commit compared"
+    );
+    assert_eq!(report.health.candidate.errors, 0, "{report:#?}");
+    let head = observer
+        .block(BlockId::Number(BlockNumberOrTag::Latest), false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(Some(head.header.hash), last);
+    assert_eq!(head.header.number, SLOTS);
+    let balance = observer
+        .balance(Address::with_last_byte(SLOTS as u8), BlockId::latest())
+        .await
+        .unwrap();
+    assert_eq!(
+        balance,
+        U256::from(1_000 * SLOTS) * U256::from(10_000_000_000u64),
+        "the peg-in was credited once"
+    );
+    drop(adapter);
+    system.shutdown().await;
+    drop(el);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_mode_twenty_slots_on_ethereumjs_zero_mismatches() {
+    adapter_run(MigrationMode::Parallel).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadow_mode_twenty_slots_on_ethereumjs_zero_mismatches() {
+    adapter_run(MigrationMode::Shadow).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compat_client_parallel_v4_v5_on_ethereumjs_zero_mismatches() {
+    let (el, options) = ethereumjs().await;
+    let client = HttpExecutionClient::connect(options).await.unwrap();
+    let compat = CompatClient::new(client, CompatMode::Parallel, CompatMetrics::new().unwrap());
+    let genesis = compat
+        .client()
+        .block(BlockId::Number(BlockNumberOrTag::Latest), false)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut head = genesis.header.hash;
+    let mut timestamp = genesis.header.timestamp;
+    for slot in 1..=10u64 {
+        timestamp += 2;
+        let state = ForkchoiceState {
+            head_block_hash: head,
+            safe_block_hash: head,
+            finalized_block_hash: head,
+        };
+        let attributes = PayloadAttributes {
+            timestamp,
+            prev_randao: Default::default(),
+            suggested_fee_recipient: DEFAULT_FEE_RECIPIENT,
+            withdrawals: Some(withdrawals_from_peg_ins(
+                &[AddBalance(
+                    Address::with_last_byte(slot as u8),
+                    ConsensusAmount::from_satoshi(10).unwrap(),
+                )],
+                slot,
+            )),
+            parent_beacon_block_root: None,
+        };
+        let started = compat
+            .forkchoice_updated(
+                DenebForkchoiceState(state),
+                Some(DenebAttributes(attributes)),
+            )
+            .await
+            .unwrap();
+        let built = compat
+            .get_payload(started.payload_id.unwrap(), timestamp, None)
+            .await
+            .unwrap();
+        let status = compat
+            .new_payload(deneb_request(&built).unwrap())
+            .await
+            .unwrap();
+        assert!(status.is_valid(), "slot {slot}: {status:?}");
+        head = built.block_hash();
+        let moved = compat
+            .forkchoice_updated(
+                DenebForkchoiceState(ForkchoiceState {
+                    head_block_hash: head,
+                    ..state
+                }),
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(moved.payload_status.is_valid());
+    }
+    let report = compat.report();
+    for op in &report.operations {
+        println!(
+            "{:?}: {} matches, {} mismatches; v4 p50 {:?} p99 {:?}; v5 p50 {:?} p99 {:?}",
+            op.operation, op.matches, op.mismatches, op.v4.p50, op.v4.p99, op.v5.p50, op.v5.p99
+        );
+        assert_eq!(op.mismatches, 0, "{op:#?}");
+        assert!(op.matches >= 10, "{op:?}");
+        assert_eq!((op.v4.errors, op.v5.errors), (0, 0), "{op:?}");
+    }
+    drop(el);
+}
