@@ -47,3 +47,14 @@ bench-e2e: _el-if-needed
 # API docs for every crate.
 docs:
     cargo doc --workspace --no-deps
+
+# Fuzz the decoding of execution-client answers for SECONDS (default 60; not in CI). Needs the
+# nightly toolchain; installs cargo-fuzz if missing. Crashes land in fuzz/artifacts/.
+fuzz SECONDS="60" *ARGS:
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    mkdir -p fuzz/corpus/decode_response
+    cd fuzz && cargo +nightly fuzz run decode_response corpus/decode_response seeds/decode_response -- -dict=decode_response.dict -max_total_time={{SECONDS}} -max_len=8192 {{ARGS}}
+
+# Load: the slot producer plus 64 concurrent readers for 60 s against the mock (release build).
+load *ARGS:
+    cargo run --release -q -p engine-testkit --bin engine-load -- {{ARGS}}

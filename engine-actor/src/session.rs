@@ -313,8 +313,10 @@ impl Actor for ClientSession {
                     let _ = myself.cast(SessionMsg::Connect);
                     return Ok(());
                 };
-                if !state.breaker.try_acquire() {
-                    Self::publish(state, |_| {});
+                let acquired = state.breaker.try_acquire();
+                // Also when the poll is the half-open probe: status and metrics show it.
+                Self::publish(state, |_| {});
+                if !acquired {
                     return Ok(());
                 }
                 let me = myself.clone();

@@ -75,6 +75,8 @@ struct Shared {
     events: broadcast::Sender<EngineEvent>,
     escalation: Arc<watch::Sender<Option<String>>>,
     metrics: Arc<EngineMetrics>,
+    /// Orders the EL/state-file writes of successive EngineActors (see [`EngineArgs`]).
+    write_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// State of the supervisor.
@@ -105,6 +107,7 @@ impl EngineSupervisor {
                     sessions: shared.sessions.iter().map(|s| s.subscribe()).collect(),
                     events: shared.events.clone(),
                     metrics: Arc::clone(&shared.metrics),
+                    write_lock: Arc::clone(&shared.write_lock),
                 };
                 let (engine, _) = Actor::spawn_linked(None, EngineActor, args, supervisor).await?;
                 shared.engine.send_replace(Some(engine.clone()));
@@ -409,6 +412,7 @@ impl EngineSystem {
             events: events.clone(),
             escalation: Arc::new(escalation_tx),
             metrics: Arc::clone(&metrics),
+            write_lock: Arc::new(tokio::sync::Mutex::new(())),
         };
         let (supervisor, join) = Actor::spawn(None, EngineSupervisor, SupervisorArgs { shared })
             .await

@@ -7,7 +7,7 @@ use alloy_json_rpc::RpcError;
 use alloy_network::Ethereum;
 use alloy_primitives::{Address, B256, Bytes, U64, U256};
 use alloy_provider::{Provider, RootProvider, ext::EngineApi};
-use alloy_rpc_client::RpcClient;
+use alloy_rpc_client::ClientBuilder;
 use alloy_rpc_types_engine::{
     CancunPayloadFields, ExecutionData, ExecutionPayload, ExecutionPayloadBodiesV1,
     ExecutionPayloadInputV2, ExecutionPayloadSidecar, ExecutionPayloadV1, ExecutionPayloadV2,
@@ -33,6 +33,7 @@ use tracing::{Instrument, Span, debug, warn};
 use crate::{
     BuiltPayload, Capabilities, ExecutionClient, JwtAuthLayer, Quirks, SecretCell, SyncState,
     load_jwt_secret,
+    response_id::{MismatchedResponseId, ResponseIdLayer},
 };
 
 /// What we tell `engine_getClientVersionV1` about ourselves. "AE" is not a registered client
@@ -171,11 +172,49 @@ impl std::fmt::Debug for HttpExecutionClient {
 /// `engine_getClientVersionV1` entries, with the code as a string: the spec allows codes
 /// alloy's closed `ClientCode` enum does not know (`EX`, `NE`, ...).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct WireClientVersion {
+pub(crate) struct WireClientVersion {
     code: String,
     name: String,
     version: String,
     commit: String,
+}
+
+/// The identity in an `engine_getClientVersionV1` answer (its first entry); `None` if empty.
+pub(crate) fn identity_from_client_versions(
+    versions: &[WireClientVersion],
+) -> Option<ClientIdentity> {
+    let v = versions.first()?;
+    Some(ClientIdentity {
+        kind: ClientKind::from_client_code(&v.code),
+        name: v.name.clone(),
+        version: v.version.clone(),
+        commit: Some(v.commit.clone()),
+        source: IdentitySource::ClientVersionV1,
+    })
+}
+
+/// `eth_syncing`'s answer as a [`SyncState`] (EthereumJS answers an object even when synced).
+pub(crate) fn sync_state_from(status: SyncStatus) -> SyncState {
+    match status {
+        SyncStatus::None => SyncState::Synced,
+        SyncStatus::Info(info) => {
+            let n = |v: U256| u64::try_from(v).unwrap_or(u64::MAX);
+            let (starting, current, highest) = (
+                n(info.starting_block),
+                n(info.current_block),
+                n(info.highest_block),
+            );
+            if current >= highest {
+                SyncState::Synced
+            } else {
+                SyncState::Syncing {
+                    starting,
+                    current,
+                    highest,
+                }
+            }
+        }
+    }
 }
 
 impl HttpExecutionClient {
@@ -209,17 +248,20 @@ impl HttpExecutionClient {
             .layer(JwtAuthLayer::new(secret.clone()))
             .service(hyper);
         let transport = HyperClient::<Full<BodyBytes>, _>::with_service(service);
-        let engine = RootProvider::new(RpcClient::new(
-            Http::with_client(transport, engine_url),
-            true,
-        ));
+        // alloy does not compare the ids of single answers: the layer does.
+        let engine = RootProvider::new(
+            ClientBuilder::default()
+                .layer(ResponseIdLayer)
+                .transport(Http::with_client(transport, engine_url), true),
+        );
         let eth = match &options.eth_url {
             Some(url) => {
                 let url = parse_url("eth_url", url)?;
-                RootProvider::new(RpcClient::new(
-                    Http::with_client(HyperClient::new(), url),
-                    true,
-                ))
+                RootProvider::new(
+                    ClientBuilder::default()
+                        .layer(ResponseIdLayer)
+                        .transport(Http::with_client(HyperClient::new(), url), true),
+                )
             }
             None => engine.clone(),
         };
@@ -260,18 +302,9 @@ impl HttpExecutionClient {
                 },
             )
             .await;
-        match v1 {
-            Ok(versions) if !versions.is_empty() => {
-                let v = &versions[0];
-                return ClientIdentity {
-                    kind: ClientKind::from_client_code(&v.code),
-                    name: v.name.clone(),
-                    version: v.version.clone(),
-                    commit: Some(v.commit.clone()),
-                    source: IdentitySource::ClientVersionV1,
-                };
-            }
-            Ok(_) => debug!("engine_getClientVersionV1 returned an empty list"),
+        match v1.as_deref().map(identity_from_client_versions) {
+            Ok(Some(identity)) => return identity,
+            Ok(None) => debug!("engine_getClientVersionV1 returned an empty list"),
             Err(e) => {
                 debug!(error = %e, "engine_getClientVersionV1 failed; trying web3_clientVersion")
             }
@@ -456,6 +489,14 @@ pub fn classify(method: &str, endpoint: &str, err: RpcError<TransportErrorKind>)
                 endpoint: endpoint.to_owned(),
                 status: http.status,
                 message: truncate(http.body.trim(), 200),
+            }
+        }
+        RpcError::Transport(TransportErrorKind::Custom(e))
+            if e.downcast_ref::<MismatchedResponseId>().is_some() =>
+        {
+            EngineError::Decode {
+                method: method.to_owned(),
+                message: e.to_string(),
             }
         }
         RpcError::Transport(TransportErrorKind::HttpError(http)) => EngineError::Transport {
@@ -887,26 +928,7 @@ impl ExecutionClient for HttpExecutionClient {
                 self.eth.syncing().into_future()
             })
             .await?;
-        Ok(match status {
-            SyncStatus::None => SyncState::Synced,
-            SyncStatus::Info(info) => {
-                let n = |v: U256| u64::try_from(v).unwrap_or(u64::MAX);
-                let (starting, current, highest) = (
-                    n(info.starting_block),
-                    n(info.current_block),
-                    n(info.highest_block),
-                );
-                if current >= highest {
-                    SyncState::Synced
-                } else {
-                    SyncState::Syncing {
-                        starting,
-                        current,
-                        highest,
-                    }
-                }
-            }
-        })
+        Ok(sync_state_from(status))
     }
 
     async fn chain_id(&self) -> Result<u64, EngineError> {
@@ -944,13 +966,13 @@ impl ExecutionClient for HttpExecutionClient {
 /// `engine_getPayloadV2`'s answer, decoded without alloy's V1-first untagged enum.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct WireEnvelopeV2 {
+pub(crate) struct WireEnvelopeV2 {
     execution_payload: serde_json::Value,
-    block_value: U256,
+    pub(crate) block_value: U256,
 }
 
 impl WireEnvelopeV2 {
-    fn payload(self, method: &str) -> Result<ExecutionPayload, EngineError> {
+    pub(crate) fn payload(self, method: &str) -> Result<ExecutionPayload, EngineError> {
         let decode = |e: serde_json::Error| EngineError::Decode {
             method: method.to_owned(),
             message: format!("executionPayload: {e}"),

@@ -391,6 +391,7 @@ async fn idempotent_reads_are_retried_and_writes_are_not() {
 #[rstest]
 #[case::malformed_json(Fault::MalformedJson, "decode")]
 #[case::truncated_body(Fault::TruncatedBody, "decode")]
+#[case::wrong_json_rpc_id(Fault::WrongId, "decode")]
 #[case::dropped_connection(Fault::DropConnection, "transport")]
 #[case::http_500(Fault::Http(500), "transport")]
 #[tokio::test]

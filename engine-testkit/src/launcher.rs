@@ -5,6 +5,9 @@
 //! on free `127.0.0.1` ports, and returns once its Engine API answers
 //! `engine_exchangeCapabilities` and its HTTP RPC answers `eth_chainId`. Dropping the
 //! [`RealExecutionClient`] kills the whole process group and removes the directory.
+//! [`RealExecutionClient::kill`] crashes it (SIGKILL, data kept) and
+//! [`RealExecutionClient::restart`] starts it again on the same data directory and ports, for
+//! chaos tests.
 //!
 //! | client | found through ([`locate`]) | started as |
 //! |---|---|---|
@@ -429,6 +432,7 @@ fn is_js_entry(path: &Path) -> bool {
 }
 
 /// Files and ports of one launch.
+#[derive(Debug)]
 struct Layout {
     program: PathBuf,
     genesis: PathBuf,
@@ -571,6 +575,8 @@ pub struct RealExecutionClient {
     jwt_path: PathBuf,
     log_path: PathBuf,
     genesis_timestamp: u64,
+    /// Program, files and ports, kept to start the client again ([`Self::restart`]).
+    layout: Layout,
     /// Dropped after `Drop::drop` has killed the process.
     data_dir: TempDir,
 }
@@ -632,24 +638,7 @@ impl RealExecutionClient {
             geth_init(&layout, &log_path).await?;
         }
 
-        let mut command = layout.client_command(kind);
-        let (stdout, stderr) = log_stdio(&log_path)?;
-        // Its own process group, so that Drop can kill everything it starts (npm/npx wrappers
-        // leave a `node` child behind when only the direct child is killed).
-        command
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .process_group(0);
-        tracing::debug!(
-            client = kind.name(),
-            ?command,
-            "starting real execution client"
-        );
-        let child = command
-            .spawn()
-            .map_err(|source| spawn_error(kind, &layout.program, source))?;
+        let child = spawn_client(kind, &layout, dir, &log_path)?;
 
         let mut client = Self {
             kind,
@@ -661,6 +650,7 @@ impl RealExecutionClient {
             jwt_path,
             log_path,
             genesis_timestamp,
+            layout,
             data_dir,
         };
         // On error `client` is dropped here, which kills the process group.
@@ -716,6 +706,62 @@ impl RealExecutionClient {
     /// The directory holding the genesis, JWT secret, chain data and log; removed on drop.
     pub fn data_dir(&self) -> &Path {
         self.data_dir.path()
+    }
+
+    /// Crash the client: SIGKILL to its process group at once (no graceful shutdown, as in a
+    /// power cut of the process) and reap it. Its data directory, ports and JWT secret are
+    /// kept for [`Self::restart`]. Killing a client that is not running does nothing.
+    ///
+    /// Blocks the current thread until the process is reaped (at most about 2 s).
+    pub fn kill(&mut self) {
+        if self.reaped {
+            return;
+        }
+        if let Ok(pgid) = libc::pid_t::try_from(self.child.id()) {
+            signal_group(pgid, libc::SIGKILL);
+        }
+        self.reap();
+    }
+
+    /// Start the client again on the same data directory, genesis, JWT secret and ports (after
+    /// [`Self::kill`]; a running client is killed first) and wait, like [`Self::start`], until
+    /// its RPC ports answer. What the client kept of its chain is up to the client.
+    pub async fn restart(&mut self) -> Result<(), LaunchError> {
+        self.kill();
+        let child = spawn_client(
+            self.kind,
+            &self.layout,
+            self.data_dir.path(),
+            &self.log_path,
+        )?;
+        self.child = child;
+        self.reaped = false;
+        self.wait_until_ready().await?;
+        tracing::info!(
+            client = self.kind.name(),
+            pid = self.pid(),
+            "real execution client restarted"
+        );
+        Ok(())
+    }
+
+    /// Wait (up to [`REAP_TIMEOUT`]) for the killed process and reap it.
+    fn reap(&mut self) {
+        let deadline = Instant::now() + REAP_TIMEOUT;
+        while Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(Some(_)) | Err(_) => {
+                    self.reaped = true;
+                    return;
+                }
+                Ok(None) => std::thread::sleep(EXIT_POLL_INTERVAL),
+            }
+        }
+        tracing::warn!(
+            client = self.kind.name(),
+            pid = self.child.id(),
+            "execution client did not exit within {REAP_TIMEOUT:?} of SIGKILL"
+        );
     }
 
     /// The last `lines` lines of the client's stdout+stderr log, for error messages.
@@ -801,21 +847,7 @@ impl RealExecutionClient {
         // Also when the leader has exited on its own: whatever it started is still in the
         // group. The unreaped leader keeps the group id from being reused until here.
         signal_group(pgid, libc::SIGKILL);
-        let deadline = Instant::now() + REAP_TIMEOUT;
-        while Instant::now() < deadline {
-            match self.child.try_wait() {
-                Ok(Some(_)) | Err(_) => {
-                    self.reaped = true;
-                    return;
-                }
-                Ok(None) => std::thread::sleep(EXIT_POLL_INTERVAL),
-            }
-        }
-        tracing::warn!(
-            client = self.kind.name(),
-            pid = pgid,
-            "execution client did not exit within {REAP_TIMEOUT:?} of SIGKILL"
-        );
+        self.reap();
     }
 }
 
@@ -823,6 +855,33 @@ impl Drop for RealExecutionClient {
     fn drop(&mut self) {
         self.shut_down();
     }
+}
+
+/// Start `kind` as laid out in `layout`, in `dir`, appending its output to `log_path`.
+fn spawn_client(
+    kind: RealClientKind,
+    layout: &Layout,
+    dir: &Path,
+    log_path: &Path,
+) -> Result<Child, LaunchError> {
+    let mut command = layout.client_command(kind);
+    let (stdout, stderr) = log_stdio(log_path)?;
+    // Its own process group, so that Drop can kill everything it starts (npm/npx wrappers
+    // leave a `node` child behind when only the direct child is killed).
+    command
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .process_group(0);
+    tracing::debug!(
+        client = kind.name(),
+        ?command,
+        "starting real execution client"
+    );
+    command
+        .spawn()
+        .map_err(|source| spawn_error(kind, &layout.program, source))
 }
 
 type HttpClient = Client<HttpConnector, Full<bytes::Bytes>>;

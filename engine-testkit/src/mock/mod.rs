@@ -246,8 +246,12 @@ impl MockConfig {
 /// A fault to inject into answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
-    /// Wait this long, then answer normally.
+    /// Wait this long, then answer normally. The call is processed after the wait, so a
+    /// client that gave up before (and closed the connection) leaves it unprocessed.
     Latency(Duration),
+    /// Process the call at once, then wait this long before answering: the EL applied it but
+    /// the answer comes late (after the caller's deadline, the caller cannot know it was applied).
+    LateAnswer(Duration),
     /// Answer with this JSON-RPC error.
     RpcError {
         /// Error code.
@@ -720,6 +724,9 @@ async fn handle_http(shared: Arc<Shared>, req: Request<Incoming>) -> HttpResult 
     let mut body = serde_json::to_vec(&out).unwrap_or_default();
     if let Some(Fault::TruncatedBody) = fault {
         body.truncate(body.len() / 2);
+    }
+    if let Some(Fault::LateAnswer(d)) = fault {
+        tokio::time::sleep(d).await;
     }
     json_response(body)
 }

@@ -1,0 +1,868 @@
+//! Chaos: the actor tree against a MockExecutionLayer that misbehaves. The EL killed and
+//! restarted mid-production, answers slower than the deadlines, broken answers (HTTP 500,
+//! malformed JSON, truncated bodies, wrong JSON-RPC ids, dropped connections), SYNCING/INVALID
+//! storms, a JWT secret rotated on disk, and the supervisor giving up after repeated crashes.
+//!
+//! What every test checks: errors come back typed (`EngineError::kind`), nothing panics, the
+//! engine's forkchoice (in memory and on disk) only changes on success, every block the engine
+//! reported committed is on the EL's canonical chain, and the engine and the EL agree on head and
+//! finalized once the fault is gone. Every loop is bounded and every server is on 127.0.0.1;
+//! deadlines and breaker durations are configured short instead of sleeping long. The fault
+//! counts survived are printed (`--no-capture` shows them) for docs/reliability.md.
+
+// Helpers of a test binary: panicking is how they fail the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use alloy_primitives::{Address, B256};
+use alloy_rpc_types_engine::JwtSecret;
+use engine_actor::{
+    BlockRef, ChildKind, CircuitState, EngineHandle, EngineSystem, ForkchoiceSnapshot,
+    metrics::names,
+};
+use engine_clients::{BuiltPayload, ClientOptions};
+use engine_testkit::{
+    MockExecutionLayer,
+    mock::{ClientProfile, Fault, FaultRule, MockConfig},
+};
+use engine_types::{
+    AddBalance, BuildPayloadRequest, ConsensusAmount, EngineConfig, EngineError, RetryConfig,
+    TimeoutConfig,
+};
+use rstest::rstest;
+
+/// Retries of idempotent calls (reads, getPayload); writes are never retried by the client.
+const MAX_RETRIES: usize = 2;
+/// Slot-path deadline of the chaos client (newPayload, forkchoiceUpdated, getPayload).
+const SLOT_CALL_DEADLINE_MS: u64 = 200;
+/// Injected latency, well beyond the deadline.
+const SLOW: Duration = Duration::from_millis(500);
+/// Consecutive connectivity failures that open the breaker.
+const FAILURE_THRESHOLD: u32 = 2;
+/// How long an open breaker refuses calls before a probe.
+const OPEN_MS: u64 = 300;
+
+struct Chaos {
+    mock: MockExecutionLayer,
+    system: EngineSystem,
+    engine: EngineHandle,
+    config: EngineConfig,
+    options: ClientOptions,
+    state_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn engine_config(dir: &tempfile::TempDir) -> EngineConfig {
+    let mut config = EngineConfig {
+        state_path: Some(dir.path().join("forkchoice.json")),
+        ..EngineConfig::default()
+    };
+    config.health.poll_interval_ms = 50;
+    config.health.failure_threshold = FAILURE_THRESHOLD;
+    config.health.open_ms = OPEN_MS;
+    config.health.startup_timeout_ms = 5_000;
+    config.supervision.backoff_initial_ms = 10;
+    config.supervision.backoff_max_ms = 50;
+    config
+}
+
+fn client_options(mock: &MockExecutionLayer) -> ClientOptions {
+    ClientOptions::new(mock.url(), mock.jwt_secret())
+        .with_fork_schedule(mock.config().fork_schedule)
+        .with_timeouts(TimeoutConfig {
+            forkchoice_updated_ms: SLOT_CALL_DEADLINE_MS,
+            new_payload_ms: SLOT_CALL_DEADLINE_MS,
+            get_payload_ms: SLOT_CALL_DEADLINE_MS,
+            ..TimeoutConfig::default()
+        })
+        .with_retry(RetryConfig {
+            max_retries: MAX_RETRIES,
+            initial_backoff_ms: 1,
+            max_backoff_ms: 5,
+        })
+}
+
+fn mock_config() -> MockConfig {
+    MockConfig::default().with_profile(ClientProfile::reth())
+}
+
+impl Chaos {
+    async fn start() -> Self {
+        Self::start_with(|_, _| {}).await
+    }
+
+    async fn start_with(tweak: impl FnOnce(&mut EngineConfig, &mut ClientOptions)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mock = MockExecutionLayer::start(mock_config()).await.unwrap();
+        let mut config = engine_config(&dir);
+        let mut options = client_options(&mock);
+        tweak(&mut config, &mut options);
+        let state_path = config.state_path.clone().unwrap();
+        let system = EngineSystem::start_with_options(config.clone(), vec![options.clone()])
+            .await
+            .expect("engine starts");
+        let engine = system.handle();
+        Self {
+            mock,
+            system,
+            engine,
+            config,
+            options,
+            state_path,
+            _dir: dir,
+        }
+    }
+
+    fn persisted(&self) -> ForkchoiceSnapshot {
+        serde_json::from_slice(&std::fs::read(&self.state_path).unwrap()).unwrap()
+    }
+
+    /// The engine's forkchoice, checked against its state file.
+    async fn forkchoice(&self) -> ForkchoiceSnapshot {
+        let snap = self.engine.forkchoice().await.unwrap();
+        assert_eq!(self.persisted(), snap, "the state file equals the memory");
+        snap
+    }
+
+    /// Every block in `committed` is on the EL's chain and an ancestor of its head; the engine
+    /// and the EL agree on head, safe and finalized; memory equals disk.
+    async fn assert_consistent_with_el(&self, committed: &[B256]) {
+        let snap = self.forkchoice().await;
+        let (head, safe, finalized) = self
+            .mock
+            .with_chain(|c| (c.head(), c.safe(), c.finalized()));
+        assert_eq!(
+            (snap.head, snap.safe, snap.finalized),
+            (head, safe, finalized),
+            "engine and EL agree on head, safe and finalized"
+        );
+        for (i, hash) in committed.iter().enumerate() {
+            let on_chain = self
+                .mock
+                .with_chain(|c| c.block(*hash).is_some() && c.is_ancestor(*hash, head));
+            assert!(
+                on_chain,
+                "committed block {i} {hash} lost or off the head's chain"
+            );
+        }
+        if let Some(last) = committed.last() {
+            let number = self.mock.with_chain(|c| c.block(*last).unwrap().number);
+            assert!(number <= snap.head_number);
+        }
+    }
+
+    /// Nothing was restarted and the supervisor did not give up.
+    async fn assert_tree_intact(&self) {
+        assert_eq!(self.system.escalation(), None);
+        let restarts = self.system.restarts().await;
+        assert!(
+            restarts.values().all(|n| *n == 0),
+            "no child restarted: {restarts:?}"
+        );
+    }
+}
+
+fn peg_in(byte: u8, sat: u64) -> AddBalance {
+    AddBalance(
+        Address::repeat_byte(byte),
+        ConsensusAmount::from_satoshi(sat).unwrap(),
+    )
+}
+
+async fn build(engine: &EngineHandle) -> Result<BuiltPayload, EngineError> {
+    let ts = engine.forkchoice().await?.head_timestamp + 2;
+    engine
+        .build_payload(BuildPayloadRequest::new(ts).with_peg_ins(vec![peg_in(0xc4, 10)]))
+        .await
+}
+
+/// One Alys slot: build on the head with a peg-in, commit.
+async fn try_slot(engine: &EngineHandle) -> Result<B256, EngineError> {
+    let built = build(engine).await?;
+    engine.commit_payload(built.execution_data).await
+}
+
+async fn slot(engine: &EngineHandle) -> B256 {
+    try_slot(engine).await.expect("slot")
+}
+
+/// Polls `probe` every 20 ms, at most 250 times.
+async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..250 {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{what}: not reached within 250 polls");
+}
+
+/// Head (hash, number), safe and finalized of a snapshot.
+fn forkchoice_of(s: &ForkchoiceSnapshot) -> (B256, u64, B256, B256) {
+    (s.head, s.head_number, s.safe, s.finalized)
+}
+
+async fn circuit(engine: &EngineHandle) -> Option<CircuitState> {
+    engine
+        .status()
+        .await
+        .ok()
+        .and_then(|s| s.sessions.first().map(|s| s.circuit))
+}
+
+/// Faults survived, by error kind.
+#[derive(Debug, Default)]
+struct Tally(BTreeMap<&'static str, u32>);
+
+impl Tally {
+    fn count(&mut self, e: &EngineError) {
+        *self.0.entry(e.kind()).or_default() += 1;
+    }
+
+    fn total(&self) -> u32 {
+        self.0.values().sum()
+    }
+}
+
+/// GET /metrics from the engine's own endpoint.
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let resp = client
+        .get(format!("http://{addr}/metrics").parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+/// The value of `family{…label…}` in a Prometheus text exposition (0 when absent).
+fn sample(text: &str, family: &str, label: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(family)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .find(|l| l.contains(label))
+        .and_then(|l| l.rsplit(' ').next())
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+// --- a. the EL killed and restarted mid-production --------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn el_killed_and_restarted_mid_production_loses_no_committed_block() {
+    let f = Chaos::start().await;
+    let (metrics_addr, metrics_server) = f
+        .system
+        .serve_metrics("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let endpoint = format!("endpoint=\"{}\"", f.mock.url());
+    let mut committed = Vec::new();
+    for _ in 0..4 {
+        committed.push(slot(&f.engine).await);
+    }
+    f.engine.finalize(committed[1]).await.unwrap();
+    let before_kill = f.forkchoice().await;
+    let text = scrape(metrics_addr).await;
+    assert_eq!(sample(&text, names::CIRCUIT_BREAKER_STATE, &endpoint), 0.0);
+
+    // Kill the EL. The node keeps producing: every slot fails with a typed error, and the
+    // breaker opens after FAILURE_THRESHOLD connectivity failures.
+    f.mock.stop().await;
+    let mut tally = Tally::default();
+    let mut attempts = 0;
+    while attempts < 12 || circuit(&f.engine).await != Some(CircuitState::Open) {
+        attempts += 1;
+        assert!(attempts <= 100, "the breaker never opened");
+        let err = try_slot(&f.engine).await.unwrap_err();
+        assert!(
+            matches!(err.kind(), "transport" | "unavailable"),
+            "slot while the EL is down: {err:?}"
+        );
+        tally.count(&err);
+        // A read the caches cannot answer.
+        let err = f
+            .engine
+            .get_block(BlockRef::Number(1), false)
+            .await
+            .unwrap_err();
+        tally.count(&err);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        f.forkchoice().await,
+        before_kill,
+        "nothing applied while down"
+    );
+    let text = scrape(metrics_addr).await;
+    assert_eq!(
+        sample(&text, names::CIRCUIT_BREAKER_STATE, &endpoint),
+        2.0,
+        "open"
+    );
+    assert_eq!(sample(&text, names::CONNECTION_STATUS, &endpoint), 1.0);
+
+    // Restart on the same port, with the first health probe slow enough to be seen half-open.
+    f.mock.inject(
+        FaultRule::new(Fault::Latency(Duration::from_millis(400)))
+            .on("eth_syncing")
+            .times(1),
+    );
+    f.mock.restart().await.unwrap();
+    wait_for("half-open", || async {
+        (circuit(&f.engine).await == Some(CircuitState::HalfOpen)).then_some(())
+    })
+    .await;
+    let text = scrape(metrics_addr).await;
+    assert_eq!(
+        sample(&text, names::CIRCUIT_BREAKER_STATE, &endpoint),
+        1.0,
+        "half-open while the probe is in flight"
+    );
+    wait_for("closed", || async {
+        (circuit(&f.engine).await == Some(CircuitState::Closed)).then_some(())
+    })
+    .await;
+    let text = scrape(metrics_addr).await;
+    assert_eq!(
+        sample(&text, names::CIRCUIT_BREAKER_STATE, &endpoint),
+        0.0,
+        "closed"
+    );
+    let changes = sample(&text, names::CIRCUIT_BREAKER_STATE_CHANGES_TOTAL, &endpoint);
+    // closed → open, (half-open → open) × n while down, half-open → closed.
+    assert!(changes >= 2.0, "state changes counted: {changes}");
+    assert!(
+        sample(&text, names::ERRORS_TOTAL, "error_type=\"unavailable\"") >= 1.0
+            && sample(&text, names::ERRORS_TOTAL, "error_type=\"transport\"") >= 1.0,
+        "errors counted by type:\n{text}"
+    );
+
+    // Production resumes on the same chain.
+    for _ in 0..4 {
+        committed.push(slot(&f.engine).await);
+    }
+    f.engine.finalize(committed[5]).await.unwrap();
+    f.assert_consistent_with_el(&committed).await;
+    let snap = f.forkchoice().await;
+    assert_eq!(
+        snap.head_number,
+        committed.len() as u64,
+        "no slot applied twice"
+    );
+    assert_eq!(snap.finalized, committed[5]);
+    f.assert_tree_intact().await;
+    metrics_server.abort();
+    println!(
+        "EL kill/restart: {} faults survived {:?} over {attempts} slot attempts; breaker state changes {changes} (closed → open → half-open → closed); {} blocks committed, none lost",
+        tally.total(),
+        tally.0,
+        committed.len()
+    );
+    f.system.shutdown().await;
+}
+
+// --- b. answers slower than the deadline ------------------------------------------------------
+
+/// getPayload is idempotent: slow answers are retried up to MAX_RETRIES times.
+#[rstest]
+#[case::recovers_within_the_retry_budget(MAX_RETRIES, None)]
+#[case::times_out_after_the_retry_budget(MAX_RETRIES + 1, Some("timeout"))]
+#[tokio::test]
+async fn a_slow_get_payload_is_retried_per_the_retry_config(
+    #[case] slow_answers: usize,
+    #[case] failure: Option<&str>,
+) {
+    let f = Chaos::start().await;
+    slot(&f.engine).await;
+    let before = f.forkchoice().await;
+    f.mock.inject(
+        FaultRule::new(Fault::Latency(SLOW))
+            .on("engine_getPayload")
+            .times(slow_answers),
+    );
+    f.mock.clear_requests();
+    let result = build(&f.engine).await;
+    assert_eq!(
+        f.mock.requests_for("engine_getPayload").len(),
+        (slow_answers + 1).min(MAX_RETRIES + 1),
+        "one attempt plus retries, never more than the budget"
+    );
+    match failure {
+        None => {
+            let built = result.expect("a retry answered in time");
+            let hash = f.engine.commit_payload(built.execution_data).await.unwrap();
+            assert_eq!(f.forkchoice().await.head_number, before.head_number + 1);
+            f.assert_consistent_with_el(&[hash]).await;
+        }
+        Some(kind) => {
+            let err = result.unwrap_err();
+            assert_eq!(err.kind(), kind, "{err:?}");
+            assert_eq!(
+                f.forkchoice().await,
+                before,
+                "a failed build changes nothing"
+            );
+            f.mock.clear_faults();
+            let hash = slot(&f.engine).await;
+            f.assert_consistent_with_el(&[hash]).await;
+        }
+    }
+    f.assert_tree_intact().await;
+    f.system.shutdown().await;
+}
+
+/// How a slow answer is slow.
+#[derive(Debug, Clone, Copy)]
+enum Slowness {
+    /// The EL waits before processing: a caller that gave up leaves the call unprocessed.
+    BeforeProcessing,
+    /// The EL processes at once and answers late: the call was applied, the caller cannot know.
+    AfterProcessing,
+}
+
+impl Slowness {
+    const fn fault(self) -> Fault {
+        match self {
+            Self::BeforeProcessing => Fault::Latency(SLOW),
+            Self::AfterProcessing => Fault::LateAnswer(SLOW),
+        }
+    }
+}
+
+/// newPayload and forkchoiceUpdated change the EL: a timed-out one is not retried by the
+/// client. The node retries the commit; the EL then holds the block once and the engine's head
+/// moves once, whether or not the EL applied the late call.
+#[rstest]
+#[tokio::test]
+async fn a_timed_out_commit_is_not_retried_and_its_retry_applies_once(
+    #[values("engine_newPayload", "engine_forkchoiceUpdated")] method: &str,
+    #[values(Slowness::BeforeProcessing, Slowness::AfterProcessing)] slowness: Slowness,
+) {
+    let f = Chaos::start().await;
+    let first = slot(&f.engine).await;
+    let built = build(&f.engine).await.unwrap();
+    let hash = built.block_hash();
+    let before = f.forkchoice().await;
+    f.mock
+        .inject(FaultRule::new(slowness.fault()).on(method).times(1));
+    f.mock.clear_requests();
+    let err = f
+        .engine
+        .commit_payload(built.execution_data.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, EngineError::Timeout { after, .. } if *after == Duration::from_millis(SLOT_CALL_DEADLINE_MS)),
+        "{err:?}"
+    );
+    assert_eq!(
+        f.mock.requests_for(method).len(),
+        1,
+        "writes are not retried"
+    );
+    assert_eq!(
+        f.forkchoice().await,
+        before,
+        "state untouched by a timed-out commit"
+    );
+    // Whatever the EL does with the late call has happened after this.
+    tokio::time::sleep(SLOW + Duration::from_millis(100)).await;
+    let el_head_meanwhile = f.mock.with_chain(|c| c.head());
+    if matches!(
+        (method, slowness),
+        ("engine_forkchoiceUpdated", Slowness::AfterProcessing)
+    ) {
+        // The one window where the EL is ahead of the engine: it applied a forkchoice whose
+        // answer never arrived. The engine keeps its last confirmed state until the retry.
+        assert_eq!(el_head_meanwhile, hash);
+    } else {
+        assert_eq!(el_head_meanwhile, before.head);
+    }
+
+    let again = f.engine.commit_payload(built.execution_data).await.unwrap();
+    assert_eq!(again, hash);
+    let after = f.forkchoice().await;
+    assert_eq!(
+        (after.head, after.head_number),
+        (hash, before.head_number + 1),
+        "the head moved once"
+    );
+    let heads: Vec<serde_json::Value> = f
+        .mock
+        .requests_for("engine_forkchoiceUpdated")
+        .iter()
+        .map(|r| r.params[0]["headBlockHash"].clone())
+        .collect();
+    assert!(
+        heads.iter().all(|h| *h == serde_json::json!(hash)),
+        "every forkchoiceUpdated of the episode names the committed block: {heads:?}"
+    );
+    f.assert_consistent_with_el(&[first, hash]).await;
+    f.assert_tree_intact().await;
+    println!(
+        "{method} answering {slowness:?} after {SLOW:?} (deadline {SLOT_CALL_DEADLINE_MS} ms): timed out once, not retried by the client; EL head meanwhile {}; the retried commit applied once",
+        if el_head_meanwhile == hash {
+            "= the new block"
+        } else {
+            "unchanged"
+        }
+    );
+    f.system.shutdown().await;
+}
+
+/// The node gives up on a block whose forkchoiceUpdated answered too late (the EL applied it)
+/// and builds the next slot on its own head: that build's forkchoiceUpdated re-aligns the EL.
+#[tokio::test]
+async fn after_a_late_forkchoice_answer_the_next_slot_realigns_the_el() {
+    let f = Chaos::start().await;
+    let first = slot(&f.engine).await;
+    let abandoned = build(&f.engine).await.unwrap();
+    let abandoned_hash = abandoned.block_hash();
+    f.mock.inject(
+        FaultRule::new(Fault::LateAnswer(SLOW))
+            .on("engine_forkchoiceUpdated")
+            .times(1),
+    );
+    let err = f
+        .engine
+        .commit_payload(abandoned.execution_data)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "timeout", "{err:?}");
+    assert_eq!(
+        f.mock.with_chain(|c| c.head()),
+        abandoned_hash,
+        "the EL applied it"
+    );
+    assert_eq!(f.forkchoice().await.head, first, "the engine did not");
+    let next = slot(&f.engine).await;
+    f.assert_consistent_with_el(&[first, next]).await;
+    assert!(
+        !f.mock.with_chain(|c| c.is_ancestor(abandoned_hash, next)),
+        "the abandoned block is not on the chain"
+    );
+    assert_eq!(f.forkchoice().await.head_number, 2);
+    f.system.shutdown().await;
+}
+
+// --- c. broken answers at the actor level -----------------------------------------------------
+
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// The fault hits getPayload during a build (retried: idempotent).
+    BuildGetPayload,
+    /// The fault hits newPayload during a commit.
+    CommitNewPayload,
+    /// The fault hits forkchoiceUpdated during a commit.
+    CommitForkchoice,
+}
+
+impl Step {
+    const fn method(self) -> &'static str {
+        match self {
+            Self::BuildGetPayload => "engine_getPayload",
+            Self::CommitNewPayload => "engine_newPayload",
+            Self::CommitForkchoice => "engine_forkchoiceUpdated",
+        }
+    }
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_broken_answer_is_a_typed_error_and_changes_nothing(
+    #[values(
+        (Fault::Http(500), "transport"),
+        (Fault::MalformedJson, "decode"),
+        (Fault::TruncatedBody, "decode"),
+        (Fault::WrongId, "decode"),
+        (Fault::DropConnection, "transport")
+    )]
+    fault: (Fault, &str),
+    #[values(Step::BuildGetPayload, Step::CommitNewPayload, Step::CommitForkchoice)] step: Step,
+) {
+    let (fault, kind) = fault;
+    let f = Chaos::start().await;
+    let first = slot(&f.engine).await;
+    let built = match step {
+        Step::BuildGetPayload => None,
+        Step::CommitNewPayload | Step::CommitForkchoice => Some(build(&f.engine).await.unwrap()),
+    };
+    let before = f.forkchoice().await;
+    // Until cleared: retries of idempotent calls meet the fault too.
+    f.mock
+        .inject(FaultRule::new(fault.clone()).on(step.method()));
+    f.mock.clear_requests();
+    let err = match &built {
+        None => build(&f.engine).await.map(|b| b.block_hash()),
+        Some(b) => f.engine.commit_payload(b.execution_data.clone()).await,
+    }
+    .unwrap_err();
+    assert_eq!(err.kind(), kind, "{fault:?} on {step:?}: {err:?}");
+    let attempts = f.mock.requests_for(step.method()).len();
+    let expected_attempts = match step {
+        Step::BuildGetPayload if err.is_retryable() => MAX_RETRIES + 1,
+        _ => 1,
+    };
+    assert_eq!(
+        attempts, expected_attempts,
+        "retried only if idempotent and retryable"
+    );
+    assert_eq!(
+        f.forkchoice().await,
+        before,
+        "state untouched (incl. withdrawal index)"
+    );
+    f.assert_tree_intact().await;
+
+    // The actor is alive: once the EL answers properly the same step succeeds, applied once.
+    f.mock.clear_faults();
+    let hash = match built {
+        None => {
+            let built = build(&f.engine).await.unwrap();
+            f.engine.commit_payload(built.execution_data).await.unwrap()
+        }
+        Some(b) => f.engine.commit_payload(b.execution_data).await.unwrap(),
+    };
+    assert_eq!(f.forkchoice().await.head_number, before.head_number + 1);
+    f.assert_consistent_with_el(&[first, hash]).await;
+    f.system.shutdown().await;
+}
+
+// --- d. SYNCING and INVALID storms ------------------------------------------------------------
+
+const STORM_SLOTS: u32 = 25;
+
+#[rstest]
+#[case::syncing_new_payload(Fault::status("SYNCING"), "engine_newPayload", "syncing")]
+#[case::accepted_new_payload(Fault::status("ACCEPTED"), "engine_newPayload", "accepted")]
+#[case::invalid_new_payload(
+    Fault::invalid("state root mismatch", Some(B256::repeat_byte(0x42))),
+    "engine_newPayload",
+    "invalid_payload"
+)]
+#[case::syncing_forkchoice_updated(Fault::status("SYNCING"), "engine_forkchoiceUpdated", "syncing")]
+#[tokio::test]
+async fn a_status_storm_leaves_state_untouched_and_is_counted(
+    #[case] fault: Fault,
+    #[case] method: &str,
+    #[case] kind: &str,
+) {
+    let f = Chaos::start().await;
+    let (metrics_addr, metrics_server) = f
+        .system
+        .serve_metrics("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut committed = vec![slot(&f.engine).await, slot(&f.engine).await];
+    f.engine.finalize(committed[0]).await.unwrap();
+    let before = f.forkchoice().await;
+    let text = scrape(metrics_addr).await;
+    let label = format!("error_type=\"{kind}\"");
+    let errors_before = sample(&text, names::ERRORS_TOTAL, &label);
+    let committed_before = sample(&text, names::BLOCKS_COMMITTED_TOTAL, "");
+
+    f.mock.inject(FaultRule::new(fault).on(method));
+    for n in 1..=STORM_SLOTS {
+        let err = try_slot(&f.engine).await.unwrap_err();
+        assert_eq!(err.kind(), kind, "slot {n} of the storm: {err:?}");
+        if let EngineError::InvalidPayload {
+            validation_error,
+            latest_valid_hash,
+            ..
+        } = &err
+        {
+            assert_eq!(validation_error.as_deref(), Some("state root mismatch"));
+            assert_eq!(*latest_valid_hash, Some(B256::repeat_byte(0x42)));
+        }
+        // Each build reserves its peg-ins' withdrawal indices (gaps are harmless); the
+        // forkchoice must not move.
+        assert_eq!(
+            forkchoice_of(&f.forkchoice().await),
+            forkchoice_of(&before),
+            "slot {n}: head, safe and finalized untouched"
+        );
+    }
+    assert_eq!(
+        f.mock.with_chain(|c| (c.head(), c.finalized())),
+        (before.head, before.finalized),
+        "the EL's forkchoice never moved"
+    );
+    let text = scrape(metrics_addr).await;
+    assert_eq!(
+        sample(&text, names::ERRORS_TOTAL, &label) - errors_before,
+        f64::from(STORM_SLOTS),
+        "every refusal counted"
+    );
+    assert_eq!(
+        sample(&text, names::BLOCKS_COMMITTED_TOTAL, ""),
+        committed_before
+    );
+    // Answers, not connectivity failures: the breaker stays closed.
+    assert_eq!(circuit(&f.engine).await, Some(CircuitState::Closed));
+    assert_eq!(
+        sample(&text, names::CIRCUIT_BREAKER_STATE_CHANGES_TOTAL, ""),
+        0.0
+    );
+
+    // The storm ends: production resumes where it stopped.
+    f.mock.clear_faults();
+    committed.push(slot(&f.engine).await);
+    assert_eq!(f.forkchoice().await.head_number, before.head_number + 1);
+    f.assert_consistent_with_el(&committed).await;
+    f.assert_tree_intact().await;
+    metrics_server.abort();
+    println!(
+        "{kind} storm on {method}: {STORM_SLOTS} consecutive slots refused, state untouched, recovered"
+    );
+    f.system.shutdown().await;
+}
+
+// --- e. supervisor escalation -----------------------------------------------------------------
+// `actor_mock::repeated_crashes_escalate_with_a_reason` pins the reason text and that the
+// supervisor stops; this adds what the node sees afterwards.
+
+#[tokio::test]
+async fn escalation_stops_the_whole_tree_and_a_new_system_resumes_from_disk() {
+    let f = Chaos::start_with(|c, _| c.supervision.max_restarts = 2).await;
+    let one = slot(&f.engine).await;
+    let two = slot(&f.engine).await;
+    f.engine.finalize(one).await.unwrap();
+    let before = f.forkchoice().await;
+    for n in 1..=3u32 {
+        f.system.crash_child(ChildKind::Engine);
+        if n < 3 {
+            wait_for("restart", || async {
+                f.system
+                    .restarts()
+                    .await
+                    .get(&ChildKind::Engine)
+                    .copied()
+                    .filter(|r| *r >= n)
+            })
+            .await;
+            wait_for("initialised", || async {
+                f.engine.status().await.ok().filter(|s| s.initialized)
+            })
+            .await;
+        }
+    }
+    let reason = wait_for("escalation", || async { f.system.escalation() }).await;
+    assert!(reason.contains("EngineActor stopped 3 times"), "{reason}");
+    let restarts = f.system.metrics().render();
+    assert_eq!(
+        sample(
+            &restarts,
+            names::ACTOR_RESTARTS_TOTAL,
+            "child=\"EngineActor\""
+        ),
+        2.0
+    );
+    let Chaos {
+        mock,
+        system,
+        engine,
+        config,
+        options,
+        state_path,
+        _dir,
+    } = f;
+    tokio::time::timeout(Duration::from_secs(5), system.wait_stopped())
+        .await
+        .expect("the supervisor stops");
+
+    // Callers get a typed error at once, not a hang.
+    let err = tokio::time::timeout(Duration::from_secs(2), engine.forkchoice())
+        .await
+        .expect("answered without waiting for a restart")
+        .unwrap_err();
+    assert_eq!(err.kind(), "unavailable", "{err:?}");
+    let err = tokio::time::timeout(Duration::from_secs(2), try_slot(&engine))
+        .await
+        .expect("answered without waiting for a restart")
+        .unwrap_err();
+    assert_eq!(err.kind(), "unavailable", "{err:?}");
+
+    // No child outlives its supervisor: nothing polls the EL any more.
+    mock.clear_requests();
+    tokio::time::sleep(Duration::from_millis(300)).await; // six poll intervals
+    let stray: Vec<String> = mock.requests().into_iter().map(|r| r.method).collect();
+    assert!(
+        stray.is_empty(),
+        "requests after the tree stopped: {stray:?}"
+    );
+
+    // The node restarts the engine: state comes back from disk and production continues.
+    let saved: ForkchoiceSnapshot =
+        serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
+    assert_eq!(saved, before, "the escalation lost nothing on disk");
+    let system = EngineSystem::start_with_options(config, vec![options])
+        .await
+        .expect("a new engine starts on the same state");
+    let engine = system.handle();
+    assert_eq!(engine.forkchoice().await.unwrap(), before);
+    let three = slot(&engine).await;
+    let snap = engine.forkchoice().await.unwrap();
+    assert_eq!((snap.head, snap.head_number), (three, 3));
+    assert!(mock.with_chain(|c| c.is_ancestor(two, three)));
+    assert_eq!(mock.with_chain(|c| (c.head(), c.finalized())), (three, one));
+    println!(
+        "escalation after 3 EngineActor crashes (limit 2): tree stopped, callers got `unavailable`, restart from disk resumed at #{}",
+        snap.head_number
+    );
+    system.shutdown().await;
+}
+
+// --- f. the JWT secret rotated on disk --------------------------------------------------------
+
+#[tokio::test]
+async fn a_jwt_secret_rotated_on_disk_is_picked_up_by_a_running_engine() {
+    let secret_dir = tempfile::tempdir().unwrap();
+    let f = Chaos::start_with(|_, _| {}).await;
+    // Restart the engine reading its secret from a file, as a node does.
+    let path = f.mock.write_jwt_secret(secret_dir.path()).unwrap();
+    let mut options = ClientOptions::with_secret_file(f.mock.url(), &path).unwrap();
+    options = options
+        .with_fork_schedule(f.options.fork_schedule)
+        .with_timeouts(f.options.timeouts)
+        .with_retry(f.options.retry);
+    let Chaos {
+        mock,
+        system,
+        config,
+        _dir,
+        ..
+    } = f;
+    system.shutdown().await;
+    let system = EngineSystem::start_with_options(config, vec![options])
+        .await
+        .unwrap();
+    let engine = system.handle();
+    let one = slot(&engine).await;
+
+    // The operator rotates the secret: the EL and the file change together.
+    let rotated = JwtSecret::random();
+    mock.set_jwt_secret(rotated);
+    std::fs::write(&path, alloy_primitives::hex::encode(rotated.as_bytes())).unwrap();
+    mock.clear_requests();
+    let two = slot(&engine).await;
+    let refused = mock.requests().iter().filter(|r| !r.authorized).count();
+    assert!(refused >= 1, "the old secret was refused at least once");
+    assert_eq!(mock.with_chain(|c| c.head()), two);
+    assert!(mock.with_chain(|c| c.is_ancestor(one, two)));
+    let status = engine.status().await.unwrap();
+    assert_eq!(status.sessions[0].circuit, CircuitState::Closed);
+    assert_eq!(system.escalation(), None);
+    assert!(system.restarts().await.values().all(|n| *n == 0));
+    system.shutdown().await;
+}
