@@ -104,14 +104,50 @@ impl EngineHandle {
         }
     }
 
+    async fn ask_on<T>(
+        engine: &EngineRef,
+        make: impl FnOnce(RpcReplyPort<T>) -> EngineMsg,
+    ) -> Result<T, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        engine.cast(make(tx.into())).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())
+    }
+
     async fn ask<T>(
         &self,
         make: impl FnOnce(RpcReplyPort<T>) -> EngineMsg,
     ) -> Result<T, EngineError> {
         let engine = self.engine_ref().await?;
-        let (tx, rx) = oneshot::channel();
-        engine.cast(make(tx.into())).map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())
+        Self::ask_on(&engine, make).await
+    }
+
+    /// Like [`Self::ask`], for calls that change nothing: when the EngineActor dies with the
+    /// call in its mailbox, the call is asked again of its successor (once).
+    async fn ask_idempotent<T>(
+        &self,
+        make: impl Fn(RpcReplyPort<T>) -> EngineMsg + Send + Sync,
+    ) -> Result<T, EngineError> {
+        let engine = self.engine_ref().await?;
+        match Self::ask_on(&engine, &make).await {
+            Err(_) => {
+                let dead = engine.get_id();
+                let mut rx = self.engine.clone();
+                let successor = match tokio::time::timeout(
+                    RESTART_WAIT,
+                    rx.wait_for(|e| e.as_ref().is_some_and(|e| e.get_id() != dead)),
+                )
+                .await
+                {
+                    Ok(Ok(next)) => next.clone(),
+                    _ => None,
+                };
+                match successor {
+                    Some(next) => Self::ask_on(&next, &make).await,
+                    None => Err(stopped()),
+                }
+            }
+            answered => answered,
+        }
     }
 
     async fn write<T>(
@@ -127,14 +163,15 @@ impl EngineHandle {
         self.count_error(result)
     }
 
+    /// A read: asked again of a restarted EngineActor if the first one died holding it.
     async fn read<T>(
         &self,
         op: &'static str,
-        make: impl FnOnce(Reply<T>) -> ReadRequest,
+        make: impl Fn(Reply<T>) -> ReadRequest + Send + Sync,
     ) -> Result<T, EngineError> {
         let ctx = self.context(op);
         let result = self
-            .ask(|reply| EngineMsg::Read(ctx, make(reply)))
+            .ask_idempotent(|reply| EngineMsg::Read(ctx.clone(), make(reply)))
             .await
             .and_then(|r| r);
         self.count_error(result)
@@ -244,8 +281,10 @@ impl EngineHandle {
 
     /// `eth_getLogs`.
     pub async fn get_logs(&self, filter: Filter) -> Result<Vec<Log>, EngineError> {
-        self.read("get_logs", |r| ReadRequest::GetLogs(Box::new(filter), r))
-            .await
+        self.read("get_logs", |r| {
+            ReadRequest::GetLogs(Box::new(filter.clone()), r)
+        })
+        .await
     }
 
     /// A receipt (cache first).
@@ -277,27 +316,45 @@ impl EngineHandle {
         hashes: Vec<B256>,
     ) -> Result<ExecutionPayloadBodiesV1, EngineError> {
         self.read("get_payload_bodies", |r| {
-            ReadRequest::GetPayloadBodiesByHash(hashes, r)
+            ReadRequest::GetPayloadBodiesByHash(hashes.clone(), r)
         })
         .await
     }
 
     /// `eth_sendRawTransaction` on the primary.
+    /// Not asked again if the EngineActor dies holding it: the transaction may have been sent.
     pub async fn send_raw_transaction(&self, raw: Bytes) -> Result<B256, EngineError> {
-        self.read("send_raw_transaction", |r| {
-            ReadRequest::SendRawTransaction(raw, r)
-        })
-        .await
+        let ctx = self.context("send_raw_transaction");
+        let result = self
+            .ask(|reply| EngineMsg::Read(ctx, ReadRequest::SendRawTransaction(raw, reply)))
+            .await
+            .and_then(|r| r);
+        self.count_error(result)
     }
 
-    /// The forkchoice the engine last applied.
+    /// The forkchoice the engine last applied. While a (re)started EngineActor is still
+    /// loading it, the answer waits for it.
     pub async fn forkchoice(&self) -> Result<ForkchoiceSnapshot, EngineError> {
-        self.ask(EngineMsg::GetForkchoiceState).await
+        let deadline = tokio::time::Instant::now() + RESTART_WAIT;
+        loop {
+            let status = self.ask_idempotent(EngineMsg::GetStatus).await?;
+            if status.initialized {
+                return Ok(status.forkchoice);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(EngineError::Unavailable {
+                    reason: format!(
+                        "the engine has not loaded its forkchoice within {RESTART_WAIT:?} (is the execution client reachable?)"
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
-    /// Sessions, caches, forkchoice.
+    /// Sessions, caches, forkchoice (`initialized` says whether the forkchoice is loaded yet).
     pub async fn status(&self) -> Result<EngineStatus, EngineError> {
-        self.ask(EngineMsg::GetStatus).await
+        self.ask_idempotent(EngineMsg::GetStatus).await
     }
 
     /// Events (peg-out requests) from now on.

@@ -866,3 +866,47 @@ async fn a_jwt_secret_rotated_on_disk_is_picked_up_by_a_running_engine() {
     assert!(system.restarts().await.values().all(|n| *n == 0));
     system.shutdown().await;
 }
+
+/// Reads asked while the EngineActor dies are answered by its successor, never with a zero
+/// forkchoice or a spurious "stopped" error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_racing_an_engine_crash_are_answered_by_the_restarted_actor() {
+    let chaos = Chaos::start().await;
+    let mut heads = Vec::new();
+    for _ in 0..3 {
+        heads.push(slot(&chaos.engine).await);
+    }
+    let head = *heads.last().unwrap();
+    // Four crashes: within the default limit of five restarts per minute.
+    for round in 0u32..4 {
+        // Queue reads, then crash the actor holding them.
+        let engine = chaos.engine.clone();
+        let reads = tokio::spawn(async move {
+            tokio::join!(
+                engine.forkchoice(),
+                engine.get_block(head, false),
+                engine.status()
+            )
+        });
+        chaos.system.crash_child(ChildKind::Engine);
+        let (forkchoice, block, status) = reads.await.unwrap();
+        let forkchoice = forkchoice.unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(forkchoice.head, head, "round {round}");
+        assert_eq!(block.unwrap().unwrap().header.hash, head, "round {round}");
+        status.unwrap();
+        // The next round crashes the restarted actor.
+        // (The count moves when the restart is scheduled; the successor answers once it runs.)
+        wait_for("the restart", || async {
+            let restarts = chaos.system.restarts().await;
+            restarts
+                .get(&ChildKind::Engine)
+                .copied()
+                .filter(|n| *n > round)
+        })
+        .await;
+        // forkchoice() waits until the successor has loaded the forkchoice.
+        assert_eq!(chaos.engine.forkchoice().await.unwrap().head, head);
+        assert!(chaos.engine.status().await.unwrap().initialized);
+    }
+    chaos.system.shutdown().await;
+}
