@@ -14,6 +14,24 @@
 //! | [`metrics`] | Prometheus families of the adapter and the compat client |
 //!
 //! The operator's view is `docs/migration-runbook.md`.
+//!
+//! Modes parse from the text operators type, and the canary split is a pure function of the
+//! slot, so a replay routes every slot the same way:
+//!
+//! ```
+//! use engine_migration::{AbSplit, MigrationMode, Side};
+//!
+//! let mode: MigrationMode = "canary:25".parse()?;
+//! assert_eq!(mode, MigrationMode::Canary(25));
+//! assert_eq!(mode.to_string(), "canary:25");
+//! assert!("canary:250".parse::<MigrationMode>().is_err());
+//!
+//! let split = AbSplit::new(25)?;
+//! let first: Vec<Side> = (1..=8u64).map(|slot| split.side_for_slot(2 * slot)).collect();
+//! let again: Vec<Side> = (1..=8u64).map(|slot| split.side_for_slot(2 * slot)).collect();
+//! assert_eq!(first, again);
+//! # Ok::<(), engine_types::EngineError>(())
+//! ```
 
 pub mod ab;
 pub mod adapter;

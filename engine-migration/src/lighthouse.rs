@@ -347,4 +347,39 @@ mod tests {
             Err(ConversionError::WithdrawalsMissing)
         );
     }
+
+    #[test]
+    fn forkchoice_state_converts_both_ways_unchanged() {
+        let state = ForkchoiceState {
+            head_block_hash: B256::repeat_byte(1),
+            safe_block_hash: B256::repeat_byte(2),
+            finalized_block_hash: B256::repeat_byte(3),
+        };
+        let v5 = DenebForkchoiceState::from(CapellaForkchoiceState(state));
+        assert_eq!(v5.0, state);
+        assert_eq!(CapellaForkchoiceState::from(v5).0, state);
+    }
+
+    #[test]
+    fn v4_refuses_cancun_era_timestamps_and_says_so() {
+        let schedule = ForkSchedule {
+            shanghai_time: 0,
+            cancun_time: Some(1_000),
+            prague_time: None,
+        };
+        assert_eq!(require_pre_cancun(&schedule, 999), Ok(()));
+        let err = require_pre_cancun(&schedule, 1_000).unwrap_err();
+        assert_eq!(
+            err,
+            ConversionError::CancunEra {
+                timestamp: 1_000,
+                cancun_time: 1_000
+            }
+        );
+        assert!(err.to_string().contains("use the v5 path"), "{err}");
+        assert_eq!(
+            require_pre_cancun(&ForkSchedule::shanghai(), u64::MAX),
+            Ok(())
+        );
+    }
 }

@@ -495,3 +495,35 @@ async fn a_manual_rollback_from_actor_only_brings_legacy_up_to_date() {
     drop(p.adapter);
     p.system.shutdown().await;
 }
+
+#[tokio::test]
+async fn mode_and_health_score_appear_in_the_engines_own_registry() {
+    let el = mock().await;
+    let direct = DirectEngine::new(HttpExecutionClient::connect(options(&el)).await.unwrap())
+        .await
+        .unwrap();
+    let system = EngineSystem::start_with_options(EngineConfig::default(), vec![options(&el)])
+        .await
+        .unwrap();
+    let adapter = MigrationAdapter::new(
+        direct,
+        Engine::new(system.handle()),
+        MigrationMode::LegacyOnly,
+        AdapterConfig::default(),
+        MigrationMetrics::sharing(&system.metrics()).unwrap(),
+    );
+    let engine_text = || system.metrics().render();
+    assert!(engine_text().contains("engine_migration_mode 1"));
+    adapter.set_mode(MigrationMode::Parallel);
+    let committed = run_slots(&adapter, 1, 2).await;
+    assert!(committed.iter().all(Option::is_some));
+    let text = engine_text();
+    assert!(text.contains("engine_migration_mode 4"), "{text}");
+    assert!(text.contains("engine_migration_health_score"));
+    // The adapter's own registry has the rest, without the two shared gauges.
+    let own = adapter.metrics().render();
+    assert!(own.contains("engine_migration_comparisons_total"));
+    assert!(!own.contains("engine_migration_mode "));
+    drop(adapter);
+    system.shutdown().await;
+}
