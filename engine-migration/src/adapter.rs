@@ -8,7 +8,7 @@
 //! | `LegacyOnly` | legacy | — |
 //! | `Shadow` | legacy | the actor, in the background (between legacy's calls, never during one), on the same calls; results compared |
 //! | `Canary(p)` | the actor for p % of slots (by timestamp, so a replay splits the same way), else legacy; actor errors fall back to legacy | the other path re-applies each committed block and finalization |
-//! | `Parallel` | both, legacy first, compared; legacy's answer is returned (agreement or not) | — |
+//! | `Parallel` | both, legacy first (the actor only after legacy succeeded), compared; legacy's answer is returned (agreement or not) | — |
 //! | `ActorPrimary` | the actor; on an actor error, legacy | legacy re-applies each committed block |
 //! | `ActorOnly` | the actor | — |
 //! | `Rollback` | legacy (entered by an operator or by the health check) | — |
@@ -59,7 +59,7 @@ pub enum MigrationMode {
     Shadow,
     /// The actor answers this percentage of slots.
     Canary(u8),
-    /// Both run (legacy first); legacy's answer is returned.
+    /// Both run (legacy first, the actor only if legacy succeeded); legacy's answer is returned.
     Parallel,
     /// The actor answers, legacy on actor errors.
     ActorPrimary,
@@ -520,7 +520,7 @@ where
         let first = match self.shared.ensure_synced(answer).await {
             Ok(()) => self.shared.timed(answer, op, call(answer)).await,
             Err(e) => {
-                self.shared.stats[answer.index()].record(Duration::ZERO, false);
+                self.shared.stats[answer.index()].record_failure();
                 Err(e)
             }
         };
@@ -792,7 +792,7 @@ where
             continue;
         }
         if let Err(e) = shared.ensure_synced(Path::Actor).await {
-            shared.stats[Path::Actor.index()].record(Duration::ZERO, false);
+            shared.stats[Path::Actor.index()].record_failure();
             warn!(error = %e, "shadow: the actor could not adopt the legacy forkchoice");
             continue;
         }
@@ -893,7 +893,7 @@ where
         let s = &self.shared;
         let result = match mode {
             MigrationMode::Parallel => {
-                let (l, a) = one_after_the_other(
+                let (l, a) = candidate_after_baseline(
                     async {
                         s.ensure_synced(Path::Legacy).await?;
                         s.timed(
@@ -916,9 +916,11 @@ where
                     },
                 )
                 .await;
-                s.compare_outcomes(Operation::Build, &l, &a, |l, a| {
-                    s.validator.compare(&l.payload, &a.payload)
-                });
+                if let Some(a) = &a {
+                    s.compare_outcomes(Operation::Build, &l, a, |l, a| {
+                        s.validator.compare(&l.payload, &a.payload)
+                    });
+                }
                 l
             }
             MigrationMode::Shadow => {
@@ -968,7 +970,7 @@ where
         let s = &self.shared;
         let result = match mode {
             MigrationMode::Parallel => {
-                let (l, a) = one_after_the_other(
+                let (l, a) = candidate_after_baseline(
                     async {
                         s.ensure_synced(Path::Legacy).await?;
                         s.timed(
@@ -989,13 +991,15 @@ where
                     },
                 )
                 .await;
-                s.compare_outcomes(Operation::Commit, &l, &a, |l, a| {
-                    hash_mismatch(*l, *a).into_iter().collect()
-                });
-                // A path whose commit failed while the other's held is behind: it adopts later.
-                if l.is_ok() != a.is_ok() {
-                    let behind = if l.is_ok() { Path::Actor } else { Path::Legacy };
-                    s.stale[behind.index()].store(true, Ordering::Release);
+                if let Some(a) = &a {
+                    s.compare_outcomes(Operation::Commit, &l, a, |l, a| {
+                        hash_mismatch(*l, *a).into_iter().collect()
+                    });
+                    // The actor's commit failed where legacy's held: it is behind and adopts
+                    // the forkchoice before its next call.
+                    if a.is_err() {
+                        s.stale[Path::Actor.index()].store(true, Ordering::Release);
+                    }
                 }
                 l
             }
@@ -1036,7 +1040,7 @@ where
         let s = &self.shared;
         let result = match mode {
             MigrationMode::Parallel => {
-                let (l, a) = one_after_the_other(
+                let (l, a) = candidate_after_baseline(
                     async {
                         s.ensure_synced(Path::Legacy).await?;
                         s.timed(
@@ -1057,7 +1061,7 @@ where
                     },
                 )
                 .await;
-                if let Err(e) = &a {
+                if let Some(Err(e)) = &a {
                     s.follower_failed(Path::Actor, Operation::Finalize, e);
                 }
                 l
@@ -1133,16 +1137,20 @@ where
     }
 }
 
-/// Both calls, the first to completion before the second starts: two calls that change one
-/// execution client's state never overlap. (EthereumJS, asked for the same payload id twice at
-/// once, returned two blocks with different state roots; see docs/migration-runbook.md.)
-pub(crate) async fn one_after_the_other<A, B>(
-    first: impl Future<Output = A>,
-    second: impl Future<Output = B>,
-) -> (A, B) {
-    let a = first.await;
-    let b = second.await;
-    (a, b)
+/// The baseline's call, then the candidate's — only when the baseline's succeeded. The two
+/// never overlap (EthereumJS, asked for the same payload twice at once, returned two blocks
+/// with different state roots), and a candidate never changes the EL's state after the caller
+/// has been told the call failed.
+pub(crate) async fn candidate_after_baseline<T>(
+    baseline: impl Future<Output = Result<T, EngineError>>,
+    candidate: impl Future<Output = Result<T, EngineError>>,
+) -> (Result<T, EngineError>, Option<Result<T, EngineError>>) {
+    let first = baseline.await;
+    if first.is_err() {
+        return (first, None);
+    }
+    let second = candidate.await;
+    (first, Some(second))
 }
 
 #[cfg(test)]

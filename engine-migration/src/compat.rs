@@ -29,7 +29,7 @@ use tracing::{info, warn};
 
 use crate::{
     ab::{AbSplit, Side},
-    adapter::one_after_the_other,
+    adapter::candidate_after_baseline,
     health::{HealthSample, PathSample, PathStats},
     lighthouse::{
         CapellaAttributes, CapellaForkchoiceState, CapellaNewPayload, CapellaPayload,
@@ -46,7 +46,8 @@ pub enum CompatMode {
     V4Only,
     /// The v5 (Deneb) path only.
     V5Only,
-    /// Both, v4 then v5 (never overlapping); results compared; v4's answer returned.
+    /// Both, v4 then v5 (never overlapping; v5 only if v4 succeeded); results compared; v4's
+    /// answer returned.
     Parallel,
     /// v4 answers; v5 answers when v4 fails.
     V4Primary,
@@ -401,12 +402,12 @@ impl<C: ExecutionClient> CompatClient<C> {
             CompatMode::V4Only => self.timed(op, Version::V4, v4()).await,
             CompatMode::V5Only => self.timed(op, Version::V5, v5()).await,
             CompatMode::Parallel => {
-                let (a, b) = one_after_the_other(
+                let (a, b) = candidate_after_baseline(
                     self.timed(op, Version::V4, v4()),
                     self.timed(op, Version::V5, v5()),
                 )
                 .await;
-                if let (Ok(a), Ok(b)) = (&a, &b) {
+                if let (Ok(a), Some(Ok(b))) = (&a, &b) {
                     self.compared(op, same(a, b), (a, b));
                 }
                 a

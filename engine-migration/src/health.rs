@@ -66,6 +66,13 @@ impl PathStats {
         }
     }
 
+    /// Record a call that failed before it reached the path (e.g. the path could not catch
+    /// up first): an error, with no latency to skew the percentiles.
+    pub fn record_failure(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// What was recorded so far.
     pub fn sample(&self) -> PathSample {
         let percentiles = |h: &Histogram<u64>| {

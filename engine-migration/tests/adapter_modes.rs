@@ -527,3 +527,41 @@ async fn mode_and_health_score_appear_in_the_engines_own_registry() {
     drop(adapter);
     system.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_actor_finding_invalid_what_legacy_committed_is_an_outcome_mismatch() {
+    let config = AdapterConfig {
+        thresholds: Thresholds::disabled(),
+        ..AdapterConfig::default()
+    };
+    let p = paths(MigrationMode::Parallel, Faults::None, config, false).await;
+    p.adapter.initialize_actor_from_legacy().await.unwrap();
+    let head = p.actor_el.with_chain(|c| c.head());
+    p.actor_el.inject(
+        FaultRule::new(Fault::invalid("bad state root", Some(head)))
+            .on("engine_newPayload")
+            .times(1),
+    );
+    let committed = run_slots(&p.adapter, 1, 1).await;
+    assert!(committed[0].is_some(), "legacy's answer is returned");
+    let report = p.adapter.report();
+    assert_eq!(report.health.mismatches, 1, "{report:#?}");
+    assert!(matches!(
+        &report.recent_mismatches[0].mismatches[0],
+        engine_migration::Mismatch::Outcome { legacy, actor }
+            if legacy == "accepted" && actor.contains("bad state root")
+    ));
+    assert!(
+        p.adapter
+            .metrics()
+            .render()
+            .contains("engine_migration_mismatches_total{kind=\"outcome\"} 1")
+    );
+    // The actor's EL (a separate mock here) never got that block, so the actor cannot catch
+    // up there; legacy keeps answering and the actor's failures are counted as errors.
+    let next = run_slots(&p.adapter, 2, 1).await;
+    assert!(next[0].is_some());
+    assert!(p.adapter.report().health.candidate.errors > 0);
+    drop(p.adapter);
+    p.system.shutdown().await;
+}
