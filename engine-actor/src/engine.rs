@@ -542,11 +542,10 @@ async fn build(
         }
     };
     let latency = started.elapsed();
-    let mut snapshot = env.snapshot;
-    snapshot.next_withdrawal_index += req.peg_ins.len() as u64;
-    persist(&env.config, snapshot).await?;
+    // The withdrawal index follows the committed chain (see `commit`), not builds: building
+    // the same slot twice gives the same block, and another engine adopting this one's state
+    // mid-slot gets the index the slot's build used.
     let changes = Changes {
-        snapshot: Some(snapshot),
         built: Some(built.clone()),
         build_latency: Some((matches!(preparation, PreparationChange::Used), latency)),
         preparation: Some(preparation),
@@ -726,9 +725,12 @@ async fn revert(env: &WriteEnv, hash: B256) -> Result<((), Changes), EngineError
     ))
 }
 
+/// forkchoiceUpdated with exactly `state`; the next withdrawal index is `next_withdrawal_index`
+/// when given (adopting another engine's state), else unchanged.
 async fn set_forkchoice(
     env: &WriteEnv,
     state: ForkchoiceState,
+    next_withdrawal_index: Option<u64>,
 ) -> Result<(ForkchoiceSnapshot, Changes), EngineError> {
     if state.head_block_hash.is_zero() {
         return Err(EngineError::invalid_request("head_block_hash", "zero hash"));
@@ -750,7 +752,7 @@ async fn set_forkchoice(
         safe: state.safe_block_hash,
         finalized: state.finalized_block_hash,
         finalized_number,
-        next_withdrawal_index: env.snapshot.next_withdrawal_index,
+        next_withdrawal_index: next_withdrawal_index.unwrap_or(env.snapshot.next_withdrawal_index),
     };
     persist(&env.config, snapshot).await?;
     Ok((
@@ -781,14 +783,18 @@ async fn execute_request(env: WriteEnv, request: WriteRequest) -> WriteOutcome {
         WriteRequest::FinalizeBlock(hash, reply) => finish(finalize(&env, hash).await, reply),
         WriteRequest::RevertToBlock(hash, reply) => finish(revert(&env, hash).await, reply),
         WriteRequest::UpdateForkchoice(state, reply) => finish(
-            set_forkchoice(&env, state).await.map(|(_, c)| ((), c)),
+            set_forkchoice(&env, state, None)
+                .await
+                .map(|(_, c)| ((), c)),
             reply,
         ),
-        WriteRequest::InitializeFromLegacy(state, reply) => {
-            let result = set_forkchoice(&env, state).await.map(|(snap, mut c)| {
-                c.initialized = true;
-                (snap, c)
-            });
+        WriteRequest::InitializeFromLegacy(state, next_withdrawal_index, reply) => {
+            let result = set_forkchoice(&env, state, next_withdrawal_index)
+                .await
+                .map(|(snap, mut c)| {
+                    c.initialized = true;
+                    (snap, c)
+                });
             finish(result, reply)
         }
     }
@@ -806,7 +812,7 @@ fn precheck(state: &EngineState, request: &WriteRequest) -> Result<(), EngineErr
         }
         WriteRequest::FinalizeBlock(hash, _) => FinalizeRequest { hash: *hash }.validate(),
         WriteRequest::RevertToBlock(hash, _) => RevertRequest { hash: *hash }.validate(),
-        WriteRequest::UpdateForkchoice(s, _) | WriteRequest::InitializeFromLegacy(s, _) => {
+        WriteRequest::UpdateForkchoice(s, _) | WriteRequest::InitializeFromLegacy(s, _, _) => {
             if s.head_block_hash.is_zero() {
                 Err(EngineError::invalid_request("head_block_hash", "zero hash"))
             } else {
@@ -825,7 +831,7 @@ fn fail_request(request: WriteRequest, error: EngineError) {
         | WriteRequest::FinalizeBlock(_, r)
         | WriteRequest::RevertToBlock(_, r)
         | WriteRequest::UpdateForkchoice(_, r) => drop(r.send(Err(error))),
-        WriteRequest::InitializeFromLegacy(_, r) => drop(r.send(Err(error))),
+        WriteRequest::InitializeFromLegacy(_, _, r) => drop(r.send(Err(error))),
     }
 }
 

@@ -249,7 +249,20 @@ impl EngineHandle {
         state: ForkchoiceState,
     ) -> Result<ForkchoiceSnapshot, EngineError> {
         self.write("initialize_from_legacy", |r| {
-            WriteRequest::InitializeFromLegacy(state, r)
+            WriteRequest::InitializeFromLegacy(state, None, r)
+        })
+        .await
+    }
+
+    /// Adopt another engine's forkchoice and its next peg-in withdrawal index in one call, so
+    /// the blocks this engine builds next number their withdrawals where the other left off.
+    pub async fn initialize_from_legacy_with_index(
+        &self,
+        state: ForkchoiceState,
+        next_withdrawal_index: u64,
+    ) -> Result<ForkchoiceSnapshot, EngineError> {
+        self.write("initialize_from_legacy", |r| {
+            WriteRequest::InitializeFromLegacy(state, Some(next_withdrawal_index), r)
         })
         .await
     }

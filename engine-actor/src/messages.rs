@@ -176,8 +176,9 @@ pub enum WriteRequest {
     RevertToBlock(B256, Reply<()>),
     /// forkchoiceUpdated with exactly this state.
     UpdateForkchoice(ForkchoiceState, Reply<()>),
-    /// Adopt the legacy engine's forkchoice (head, safe, finalized) and announce it to the EL.
-    InitializeFromLegacy(ForkchoiceState, Reply<ForkchoiceSnapshot>),
+    /// Adopt the legacy engine's forkchoice (head, safe, finalized) and announce it to the EL;
+    /// with `Some(index)`, also its next peg-in withdrawal index.
+    InitializeFromLegacy(ForkchoiceState, Option<u64>, Reply<ForkchoiceSnapshot>),
 }
 
 impl WriteRequest {

@@ -25,7 +25,8 @@ pub struct ForkchoiceSnapshot {
     pub finalized: B256,
     /// Finalized block number (0 when none).
     pub finalized_number: u64,
-    /// Next withdrawal index to use (unique, increasing across the chain).
+    /// Next withdrawal index to use: one past the last withdrawal of the committed chain
+    /// (advanced by commits, not builds).
     pub next_withdrawal_index: u64,
 }
 

@@ -546,7 +546,16 @@ async fn after_a_late_forkchoice_answer_the_next_slot_realigns_the_el() {
         "the EL applied it"
     );
     assert_eq!(f.forkchoice().await.head, first, "the engine did not");
-    let next = slot(&f.engine).await;
+    // The node moves on with a different block for the slot (the same request would rebuild
+    // the abandoned block exactly: builds are deterministic).
+    let ts = f.forkchoice().await.head_timestamp + 2;
+    let other = f
+        .engine
+        .build_payload(BuildPayloadRequest::new(ts).with_peg_ins(vec![peg_in(0xc5, 20)]))
+        .await
+        .unwrap();
+    assert_ne!(other.block_hash(), abandoned_hash);
+    let next = f.engine.commit_payload(other.execution_data).await.unwrap();
     f.assert_consistent_with_el(&[first, next]).await;
     assert!(
         !f.mock.with_chain(|c| c.is_ancestor(abandoned_hash, next)),

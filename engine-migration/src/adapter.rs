@@ -7,9 +7,9 @@
 //! |---|---|---|
 //! | `LegacyOnly` | legacy | — |
 //! | `Shadow` | legacy | the actor, in the background (between legacy's calls, never during one), on the same calls; results compared |
-//! | `Canary(p)` | the actor for p % of slots (by timestamp, so a replay splits the same way), else legacy; actor errors fall back to legacy | the other path re-applies each committed block and finalization |
+//! | `Canary(p)` | the actor for p % of slots (by timestamp, so a replay splits the same way), else legacy; when the actor cannot answer (not on a verdict such as INVALID), legacy does | the other path re-applies each committed block and finalization |
 //! | `Parallel` | both, legacy first (the actor only after legacy succeeded), compared; legacy's answer is returned (agreement or not) | — |
-//! | `ActorPrimary` | the actor; on an actor error, legacy | legacy re-applies each committed block |
+//! | `ActorPrimary` | the actor; legacy when the actor cannot answer (not on a verdict) | legacy re-applies each committed block |
 //! | `ActorOnly` | the actor | — |
 //! | `Rollback` | legacy (entered by an operator or by the health check) | — |
 //!
@@ -18,9 +18,10 @@
 //! same payload twice at once, returned two blocks with different state roots.
 //!
 //! A path that sat out committed blocks (the actor in `LegacyOnly`, legacy in `ActorOnly`) is
-//! marked stale and adopts the other path's forkchoice (one forkchoiceUpdated) before its next
-//! call. The mode lives in one atomic: a switch is effective on the next call, and a call in
-//! flight finishes in the mode it started in.
+//! marked stale and adopts the other path's forkchoice and withdrawal index (one
+//! forkchoiceUpdated) before its next call. The mode lives in one atomic: a switch is effective
+//! on the next call, and a call in flight finishes in the mode it started in. Shadow work queued
+//! before a switch is dropped.
 //!
 //! After every call the adapter updates the health score and, when the configured
 //! [`Thresholds`] are crossed in a mode that uses the actor, switches itself to `Rollback`.
@@ -38,7 +39,7 @@ use std::{
 use alloy_primitives::B256;
 use alloy_rpc_types_engine::{ExecutionData, ExecutionPayload};
 use alloy_rpc_types_eth::{Block, TransactionReceipt};
-use engine_types::{AddBalance, EngineError};
+use engine_types::{AddBalance, EngineError, Severity};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
@@ -94,7 +95,10 @@ impl MigrationMode {
     }
 
     const fn encode(self) -> u16 {
+        // A percentage above 100 (the variant is public) means everything: clamp it, so
+        // every reader of the mode sees the same 0–100 value.
         let percent = match self {
+            Self::Canary(p) if p > 100 => 100,
             Self::Canary(p) => p as u16,
             _ => 0,
         };
@@ -176,6 +180,18 @@ pub enum Operation {
 }
 
 impl Operation {
+    const COUNT: usize = 5;
+
+    const fn index(self) -> usize {
+        match self {
+            Self::Build => 0,
+            Self::Commit => 1,
+            Self::Finalize => 2,
+            Self::GetBlock => 3,
+            Self::GetReceipt => 4,
+        }
+    }
+
     /// The metric label.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -225,8 +241,9 @@ pub struct AdapterConfig {
     pub validator: StateValidator,
     /// When the adapter rolls itself back ([`Thresholds::disabled`] to never).
     pub thresholds: Thresholds,
-    /// Shadow jobs queued at most; beyond it a comparison is dropped (and counted), never the
-    /// legacy answer delayed.
+    /// Shadow jobs queued at most; beyond it a job is dropped (and counted) rather than the
+    /// legacy caller kept waiting for queue space. (A legacy write does wait for the one shadow
+    /// call in flight, if any: writes to the EL never overlap.)
     pub shadow_queue: usize,
     /// In shadow mode, how long a legacy commit waits for the actor's shadow build of the same
     /// slot (which must run before the head moves); a build still pending after that is
@@ -245,7 +262,8 @@ impl Default for AdapterConfig {
     }
 }
 
-/// The adapter's figures since the current mode began.
+/// The adapter's figures since the current mode began (`recent_mismatches` and
+/// `last_rollback` span modes).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AdapterReport {
     /// The mode now.
@@ -256,7 +274,8 @@ pub struct AdapterReport {
     pub score: f64,
     /// Actor errors answered by legacy.
     pub fallbacks: u64,
-    /// Shadow comparisons dropped (queue full, or the build came too late).
+    /// Shadow jobs dropped: the queue was full, legacy had moved on before the job ran, or the
+    /// mode changed.
     pub shadow_dropped: u64,
     /// The last rollback, if any.
     pub last_rollback: Option<RollbackRecord>,
@@ -281,8 +300,13 @@ struct Shared<L, A> {
     legacy: L,
     actor: A,
     validator: StateValidator,
+    /// Calls and errors per path.
     stats: [PathStats; 2],
+    /// Latency per path and operation: the health check compares like with like.
+    op_stats: [[PathStats; Operation::COUNT]; 2],
     stale: [AtomicBool; 2],
+    /// Bumped at every mode change; shadow jobs of an older epoch are dropped.
+    epoch: AtomicU64,
     comparisons: AtomicU64,
     mismatches: AtomicU64,
     fallbacks: AtomicU64,
@@ -293,16 +317,24 @@ struct Shared<L, A> {
     metrics: MigrationMetrics,
 }
 
+/// A message for the shadow worker.
 enum ShadowJob {
+    /// Repeat a legacy call on the actor, unless the mode changed since `epoch`.
+    Work { epoch: u64, work: ShadowWork },
+    /// Answer once every earlier job has run.
+    Flush(oneshot::Sender<()>),
+}
+
+/// A legacy call to repeat on the actor.
+enum ShadowWork {
     Build {
         timestamp: Duration,
-        payload_head: Option<B256>,
+        parent: B256,
         add_balances: Vec<AddBalance>,
         legacy: Box<ExecutionPayload>,
     },
     Commit(Box<ExecutionData>),
     Finalize(B256),
-    Flush(oneshot::Sender<()>),
 }
 
 /// Runs the legacy engine and the actor side by side; see the [module docs](self).
@@ -347,7 +379,9 @@ where
             actor,
             validator: config.validator,
             stats: [PathStats::new(), PathStats::new()],
+            op_stats: Default::default(),
             stale: [AtomicBool::new(false), AtomicBool::new(true)],
+            epoch: AtomicU64::new(0),
             comparisons: AtomicU64::new(0),
             mismatches: AtomicU64::new(0),
             fallbacks: AtomicU64::new(0),
@@ -377,6 +411,7 @@ where
     /// Returns the previous mode.
     pub fn set_mode(&self, mode: MigrationMode) -> MigrationMode {
         let previous = MigrationMode::decode(self.mode.swap(mode.encode(), Ordering::AcqRel));
+        self.new_epoch(previous);
         self.reset_stats();
         self.shared.metrics.mode.set(mode.code());
         info!(%previous, %mode, "migration mode switched");
@@ -410,16 +445,18 @@ where
     /// was not using the actor (nothing to roll back).
     pub async fn rollback(&self, reason: RollbackReason) -> Option<RollbackRecord> {
         let started = Instant::now();
-        let from = MigrationMode::decode(
-            self.mode
-                .swap(MigrationMode::Rollback.encode(), Ordering::AcqRel),
-        );
-        if !from.uses_actor() {
-            // Put back what was there (LegacyOnly stays LegacyOnly).
-            self.mode.store(from.encode(), Ordering::Release);
-            return None;
-        }
+        // One atomic step: only a mode that uses the actor becomes Rollback.
+        let from = self
+            .mode
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| {
+                MigrationMode::decode(bits)
+                    .uses_actor()
+                    .then(|| MigrationMode::Rollback.encode())
+            })
+            .map(MigrationMode::decode)
+            .ok()?;
         self.shared.metrics.mode.set(MigrationMode::Rollback.code());
+        self.new_epoch(from);
         let health = self.shared.health();
         self.reset_stats();
         if let Err(e) = self.shared.ensure_synced(Path::Legacy).await {
@@ -477,16 +514,35 @@ where
 
     fn reset_stats(&self) {
         let s = &self.shared;
-        for stats in &s.stats {
+        for stats in s.stats.iter().chain(s.op_stats.iter().flatten()) {
             stats.reset();
         }
-        for counter in [&s.comparisons, &s.mismatches, &s.fallbacks] {
+        for counter in [
+            &s.comparisons,
+            &s.mismatches,
+            &s.fallbacks,
+            &s.shadow_dropped,
+        ] {
             counter.store(0, Ordering::Relaxed);
         }
     }
 
-    fn enqueue(&self, job: ShadowJob) {
-        if self.shadow.try_send(job).is_err() {
+    /// A new mode epoch: queued shadow jobs are dropped, and an actor that was shadowing is
+    /// treated as behind (it adopts the legacy state before its next call).
+    fn new_epoch(&self, previous: MigrationMode) {
+        self.shared.epoch.fetch_add(1, Ordering::AcqRel);
+        if previous == MigrationMode::Shadow {
+            self.shared.stale[Path::Actor.index()].store(true, Ordering::Release);
+        }
+    }
+
+    fn enqueue(&self, work: ShadowWork) {
+        let epoch = self.shared.epoch.load(Ordering::Acquire);
+        if self
+            .shadow
+            .try_send(ShadowJob::Work { epoch, work })
+            .is_err()
+        {
             self.shared.shadow_dropped.fetch_add(1, Ordering::Relaxed);
             self.shared.metrics.shadow_dropped.inc();
         }
@@ -517,15 +573,25 @@ where
         F: Fn(Path) -> Fut,
         Fut: Future<Output = Result<T, EngineError>>,
     {
-        let first = match self.shared.ensure_synced(answer).await {
-            Ok(()) => self.shared.timed(answer, op, call(answer)).await,
+        // (result, whether the path could not answer at all)
+        let (first, unable) = match self.shared.ensure_synced(answer).await {
+            Ok(()) => {
+                let result = self.shared.timed(answer, op, call(answer)).await;
+                let unable = result
+                    .as_ref()
+                    .is_err_and(|e| e.severity() != Severity::Rejected);
+                (result, unable)
+            }
+            // It could not even catch up: whatever the error, it cannot answer.
             Err(e) => {
                 self.shared.stats[answer.index()].record_failure();
-                Err(e)
+                (Err(e), true)
             }
         };
         match first {
-            Err(e) if fallback && answer == Path::Actor => {
+            // A verdict (INVALID, a bad request) is an answer, not a failure of the actor:
+            // legacy is asked only when the actor could not answer.
+            Err(e) if fallback && answer == Path::Actor && unable => {
                 warn!(operation = op.as_str(), error = %e, "actor failed; the legacy path answers");
                 self.shared.fallbacks.fetch_add(1, Ordering::Relaxed);
                 self.shared
@@ -562,6 +628,33 @@ where
         self.primary_with_fallback(op, answer, fallback, call)
             .await
             .1
+    }
+
+    /// Parallel mode: both paths brought up to date first, then legacy's call, then — only if
+    /// it succeeded — the actor's. Legacy's result, and the actor's when it ran.
+    async fn parallel<T>(
+        &self,
+        op: Operation,
+        legacy: impl Future<Output = Result<T, EngineError>>,
+        actor: impl Future<Output = Result<T, EngineError>>,
+    ) -> (Result<T, EngineError>, Option<Result<T, EngineError>>) {
+        let s = &self.shared;
+        let actor_ready = s.ensure_synced(Path::Actor).await;
+        let legacy = match s.ensure_synced(Path::Legacy).await {
+            Ok(()) => s.timed(Path::Legacy, op, legacy).await,
+            Err(e) => Err(e),
+        };
+        if legacy.is_err() {
+            return (legacy, None);
+        }
+        let actor = match actor_ready {
+            Ok(()) => s.timed(Path::Actor, op, actor).await,
+            Err(e) => {
+                s.stats[Path::Actor.index()].record_failure();
+                Err(e)
+            }
+        };
+        (legacy, Some(actor))
     }
 
     /// Which path answers slot-bound calls in `mode` for the slot at `timestamp`.
@@ -638,20 +731,40 @@ where
     L: MigrationPath,
     A: MigrationPath,
 {
+    /// Calls and errors over all operations; latencies of the operation both paths ran most
+    /// (reads only reach legacy in several modes, so mixing operations would compare cheap
+    /// reads with writes).
     fn health(&self) -> HealthSample {
-        HealthSample {
+        let mut sample = HealthSample {
             baseline: self.stats[Path::Legacy.index()].sample(),
             candidate: self.stats[Path::Actor.index()].sample(),
             comparisons: self.comparisons.load(Ordering::Relaxed),
             mismatches: self.mismatches.load(Ordering::Relaxed),
+        };
+        let mut busiest = 0;
+        let (mut base, mut cand) = (None, None);
+        for op in 0..Operation::COUNT {
+            let b = self.op_stats[Path::Legacy.index()][op].sample();
+            let c = self.op_stats[Path::Actor.index()][op].sample();
+            if b.p50.is_some() && c.p50.is_some() && c.calls > busiest {
+                busiest = c.calls;
+                (base, cand) = (Some(b), Some(c));
+            }
         }
+        for (side, from) in [(&mut sample.baseline, base), (&mut sample.candidate, cand)] {
+            let from = from.unwrap_or_default();
+            (side.p50, side.p95, side.p99) = (from.p50, from.p95, from.p99);
+        }
+        sample
     }
 
     /// Whether `path` is in sync (not stale).
-    fn stale_ok(&self, path: Path) -> bool {
+    fn in_sync(&self, path: Path) -> bool {
         !self.stale[path.index()].load(Ordering::Acquire)
     }
 
+    /// One call on `path`, timed and counted; calls that change the EL's state take the write
+    /// lock first.
     async fn timed<T>(
         &self,
         path: Path,
@@ -664,10 +777,21 @@ where
             }
             Operation::GetBlock | Operation::GetReceipt => None,
         };
+        self.timed_holding_lock(path, op, call).await
+    }
+
+    /// [`Self::timed`] for a caller that already holds the write lock.
+    async fn timed_holding_lock<T>(
+        &self,
+        path: Path,
+        op: Operation,
+        call: impl Future<Output = Result<T, EngineError>>,
+    ) -> Result<T, EngineError> {
         let started = Instant::now();
         let result = call.await;
         let elapsed = started.elapsed();
         self.stats[path.index()].record(elapsed, result.is_ok());
+        self.op_stats[path.index()][op.index()].record(elapsed, result.is_ok());
         let outcome = if result.is_ok() { "ok" } else { "error" };
         self.metrics
             .calls
@@ -689,28 +813,30 @@ where
             .inc();
     }
 
-    /// Bring a stale path to the other path's forkchoice.
+    /// Bring a stale path to the other path's state. The other path's state is read under the
+    /// write lock, so a commit in flight on it lands first and is what gets adopted.
     async fn ensure_synced(&self, path: Path) -> Result<(), EngineError> {
-        if self.stale_ok(path) {
+        if self.in_sync(path) {
+            return Ok(());
+        }
+        let _writing = self.el_writes.lock().await;
+        if self.in_sync(path) {
             return Ok(());
         }
         let state = match path.other() {
-            Path::Legacy => self.legacy.forkchoice_state().await?,
-            Path::Actor => self.actor.forkchoice_state().await?,
+            Path::Legacy => self.legacy.path_state().await?,
+            Path::Actor => self.actor.path_state().await?,
         };
-        {
-            let _writing = self.el_writes.lock().await;
-            match path {
-                Path::Legacy => self.legacy.adopt(state).await?,
-                Path::Actor => self.actor.adopt(state).await?,
-            }
+        match path {
+            Path::Legacy => self.legacy.adopt(state).await?,
+            Path::Actor => self.actor.adopt(state).await?,
         }
         self.stale[path.index()].store(false, Ordering::Release);
         self.metrics
             .adoptions
             .with_label_values(&[path.as_str()])
             .inc();
-        info!(path = path.as_str(), head = %state.head_block_hash, "path adopted the current forkchoice");
+        info!(path = path.as_str(), head = %state.forkchoice.head_block_hash, "path adopted the current forkchoice");
         Ok(())
     }
 
@@ -787,89 +913,129 @@ where
     A: MigrationPath,
 {
     while let Some(job) = jobs.recv().await {
-        if let ShadowJob::Flush(done) = job {
-            let _ = done.send(());
-            continue;
-        }
-        if let Err(e) = shared.ensure_synced(Path::Actor).await {
-            shared.stats[Path::Actor.index()].record_failure();
-            warn!(error = %e, "shadow: the actor could not adopt the legacy forkchoice");
-            continue;
-        }
-        match job {
-            ShadowJob::Build {
-                timestamp,
-                payload_head,
-                add_balances,
-                legacy,
-            } => {
-                // Legacy committed past this build's parent already: building there now would
-                // ask the EL to rewind its head (which the spec lets it refuse). Skip it.
-                let legacy_head = shared
-                    .legacy
-                    .forkchoice_state()
-                    .await
-                    .map(|f| f.head_block_hash)
-                    .ok();
-                if payload_head.is_some() && legacy_head != payload_head {
-                    shared.shadow_dropped.fetch_add(1, Ordering::Relaxed);
-                    shared.metrics.shadow_dropped.inc();
+        let work = match job {
+            ShadowJob::Flush(done) => {
+                let _ = done.send(());
+                continue;
+            }
+            ShadowJob::Work { epoch, work } => {
+                if epoch != shared.epoch.load(Ordering::Acquire) {
+                    shared.shadow_dropped(Path::Actor, false);
                     continue;
                 }
-                let actor = shared
-                    .timed(
+                work
+            }
+        };
+        if let Err(e) = shared.ensure_synced(Path::Actor).await {
+            shared.stats[Path::Actor.index()].record_failure();
+            warn!(error = %e, "shadow: the actor could not adopt the legacy state");
+            continue;
+        }
+        shared.run_shadow_work(work).await;
+    }
+}
+
+impl<L, A> Shared<L, A>
+where
+    L: MigrationPath,
+    A: MigrationPath,
+{
+    /// A shadow job comes too late to be repeated (legacy moved on, or the mode changed):
+    /// count it, and when it was a write the actor missed, make the actor catch up later.
+    fn shadow_dropped(&self, path: Path, missed_write: bool) {
+        self.shadow_dropped.fetch_add(1, Ordering::Relaxed);
+        self.metrics.shadow_dropped.inc();
+        if missed_write {
+            self.stale[path.index()].store(true, Ordering::Release);
+        }
+    }
+
+    /// One shadow job, under the write lock: the check that legacy is still where the job
+    /// expects and the actor's call happen with no legacy write in between, so the actor
+    /// never moves the EL's head or finalized block backwards.
+    async fn run_shadow_work(&self, work: ShadowWork) {
+        let _writing = self.el_writes.lock().await;
+        let legacy = match self.legacy.path_state().await {
+            Ok(state) => state.forkchoice,
+            Err(e) => {
+                warn!(error = %e, "shadow: could not read the legacy state; job dropped");
+                self.shadow_dropped(Path::Actor, true);
+                return;
+            }
+        };
+        match work {
+            ShadowWork::Build {
+                timestamp,
+                parent,
+                add_balances,
+                legacy: legacy_payload,
+            } => {
+                if legacy.head_block_hash != parent {
+                    // Legacy committed past this build's parent: building there now would
+                    // ask the EL to rewind its head (which the spec lets it refuse).
+                    self.shadow_dropped(Path::Actor, false);
+                    return;
+                }
+                let built = self
+                    .timed_holding_lock(
                         Path::Actor,
                         Operation::Build,
-                        shared
-                            .actor
-                            .build_block(timestamp, payload_head, add_balances),
+                        self.actor
+                            .build_block(timestamp, Some(parent), add_balances),
                     )
                     .await;
-                if let Ok(actor) = actor {
-                    let mismatches = shared.validator.compare(&legacy, &actor.payload);
-                    shared.compared(Operation::Build, &mismatches);
+                if let Ok(built) = built {
+                    let mismatches = self.validator.compare(&legacy_payload, &built.payload);
+                    self.compared(Operation::Build, &mismatches);
                 }
             }
-            ShadowJob::Commit(payload) => {
+            ShadowWork::Commit(payload) => {
                 let expected = payload.payload.block_hash();
-                let actor = shared
-                    .timed(
+                if legacy.head_block_hash != expected {
+                    self.shadow_dropped(Path::Actor, true);
+                    return;
+                }
+                let committed = self
+                    .timed_holding_lock(
                         Path::Actor,
                         Operation::Commit,
-                        shared.actor.commit_block(*payload),
+                        self.actor.commit_block(*payload),
                     )
                     .await;
-                match actor {
-                    Ok(hash) => shared.compared(
+                match committed {
+                    Ok(hash) => self.compared(
                         Operation::Commit,
                         &hash_mismatch(expected, hash)
                             .into_iter()
                             .collect::<Vec<_>>(),
                     ),
                     Err(e) => {
-                        shared.compare_outcomes(
+                        self.compare_outcomes(
                             Operation::Commit,
                             &Ok::<B256, EngineError>(expected),
                             &Err(e.clone()),
                             |_, _| Vec::new(),
                         );
-                        shared.follower_failed(Path::Actor, Operation::Commit, &e);
+                        self.follower_failed(Path::Actor, Operation::Commit, &e);
                     }
                 }
             }
-            ShadowJob::Finalize(hash) => {
-                if let Err(e) = shared
-                    .timed(
+            ShadowWork::Finalize(hash) => {
+                if legacy.finalized_block_hash != hash {
+                    self.shadow_dropped(Path::Actor, true);
+                    return;
+                }
+                if let Err(e) = self
+                    .timed_holding_lock(
                         Path::Actor,
                         Operation::Finalize,
-                        shared.actor.set_finalized(hash),
+                        self.actor.set_finalized(hash),
                     )
                     .await
                 {
-                    shared.follower_failed(Path::Actor, Operation::Finalize, &e);
+                    self.follower_failed(Path::Actor, Operation::Finalize, &e);
                 }
             }
-            ShadowJob::Flush(_) => {}
         }
     }
 }
@@ -893,29 +1059,15 @@ where
         let s = &self.shared;
         let result = match mode {
             MigrationMode::Parallel => {
-                let (l, a) = candidate_after_baseline(
-                    async {
-                        s.ensure_synced(Path::Legacy).await?;
-                        s.timed(
-                            Path::Legacy,
-                            Operation::Build,
-                            s.legacy
-                                .build_block(timestamp, payload_head, add_balances.clone()),
-                        )
-                        .await
-                    },
-                    async {
-                        s.ensure_synced(Path::Actor).await?;
-                        s.timed(
-                            Path::Actor,
-                            Operation::Build,
-                            s.actor
-                                .build_block(timestamp, payload_head, add_balances.clone()),
-                        )
-                        .await
-                    },
-                )
-                .await;
+                let (l, a) = self
+                    .parallel(
+                        Operation::Build,
+                        s.legacy
+                            .build_block(timestamp, payload_head, add_balances.clone()),
+                        s.actor
+                            .build_block(timestamp, payload_head, add_balances.clone()),
+                    )
+                    .await;
                 if let Some(a) = &a {
                     s.compare_outcomes(Operation::Build, &l, a, |l, a| {
                         s.validator.compare(&l.payload, &a.payload)
@@ -932,9 +1084,9 @@ where
                     .await;
                 if let Ok(built) = &result {
                     // The actor builds on the parent legacy built on, whatever its own head.
-                    self.enqueue(ShadowJob::Build {
+                    self.enqueue(ShadowWork::Build {
                         timestamp,
-                        payload_head: Some(built.payload.parent_hash()),
+                        parent: built.payload.parent_hash(),
                         add_balances: add_balances.clone(),
                         legacy: Box::new(built.payload.clone()),
                     });
@@ -970,27 +1122,13 @@ where
         let s = &self.shared;
         let result = match mode {
             MigrationMode::Parallel => {
-                let (l, a) = candidate_after_baseline(
-                    async {
-                        s.ensure_synced(Path::Legacy).await?;
-                        s.timed(
-                            Path::Legacy,
-                            Operation::Commit,
-                            s.legacy.commit_block(payload.clone()),
-                        )
-                        .await
-                    },
-                    async {
-                        s.ensure_synced(Path::Actor).await?;
-                        s.timed(
-                            Path::Actor,
-                            Operation::Commit,
-                            s.actor.commit_block(payload.clone()),
-                        )
-                        .await
-                    },
-                )
-                .await;
+                let (l, a) = self
+                    .parallel(
+                        Operation::Commit,
+                        s.legacy.commit_block(payload.clone()),
+                        s.actor.commit_block(payload.clone()),
+                    )
+                    .await;
                 if let Some(a) = &a {
                     s.compare_outcomes(Operation::Commit, &l, a, |l, a| {
                         hash_mismatch(*l, *a).into_iter().collect()
@@ -1013,7 +1151,7 @@ where
                     })
                     .await;
                 if result.is_ok() {
-                    self.enqueue(ShadowJob::Commit(Box::new(payload)));
+                    self.enqueue(ShadowWork::Commit(Box::new(payload)));
                 }
                 result
             }
@@ -1040,27 +1178,13 @@ where
         let s = &self.shared;
         let result = match mode {
             MigrationMode::Parallel => {
-                let (l, a) = candidate_after_baseline(
-                    async {
-                        s.ensure_synced(Path::Legacy).await?;
-                        s.timed(
-                            Path::Legacy,
-                            Operation::Finalize,
-                            s.legacy.set_finalized(hash),
-                        )
-                        .await
-                    },
-                    async {
-                        s.ensure_synced(Path::Actor).await?;
-                        s.timed(
-                            Path::Actor,
-                            Operation::Finalize,
-                            s.actor.set_finalized(hash),
-                        )
-                        .await
-                    },
-                )
-                .await;
+                let (l, a) = self
+                    .parallel(
+                        Operation::Finalize,
+                        s.legacy.set_finalized(hash),
+                        s.actor.set_finalized(hash),
+                    )
+                    .await;
                 if let Some(Err(e)) = &a {
                     s.follower_failed(Path::Actor, Operation::Finalize, e);
                 }
@@ -1073,7 +1197,7 @@ where
                     })
                     .await;
                 if result.is_ok() {
-                    self.enqueue(ShadowJob::Finalize(hash));
+                    self.enqueue(ShadowWork::Finalize(hash));
                 }
                 result
             }
@@ -1135,22 +1259,6 @@ where
         self.after_call(mode).await;
         result
     }
-}
-
-/// The baseline's call, then the candidate's — only when the baseline's succeeded. The two
-/// never overlap (EthereumJS, asked for the same payload twice at once, returned two blocks
-/// with different state roots), and a candidate never changes the EL's state after the caller
-/// has been told the call failed.
-pub(crate) async fn candidate_after_baseline<T>(
-    baseline: impl Future<Output = Result<T, EngineError>>,
-    candidate: impl Future<Output = Result<T, EngineError>>,
-) -> (Result<T, EngineError>, Option<Result<T, EngineError>>) {
-    let first = baseline.await;
-    if first.is_err() {
-        return (first, None);
-    }
-    let second = candidate.await;
-    (first, Some(second))
 }
 
 #[cfg(test)]

@@ -20,16 +20,15 @@ use std::{
 use alloy_primitives::B256;
 use alloy_rpc_types_engine::{
     CancunPayloadFields, ExecutionData, ExecutionPayload, ExecutionPayloadSidecar,
-    ForkchoiceUpdated, PayloadId, PayloadStatus,
+    ForkchoiceUpdated, PayloadId, PayloadStatus, PraguePayloadFields,
 };
 use engine_clients::{BuiltPayload, ExecutionClient};
-use engine_types::EngineError;
+use engine_types::{EngineError, Fork};
 use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::{
     ab::{AbSplit, Side},
-    adapter::candidate_after_baseline,
     health::{HealthSample, PathSample, PathStats},
     lighthouse::{
         CapellaAttributes, CapellaForkchoiceState, CapellaNewPayload, CapellaPayload,
@@ -37,6 +36,7 @@ use crate::{
         require_pre_cancun,
     },
     metrics::CompatMetrics,
+    sequence::candidate_after_baseline,
 };
 
 /// How the compat client routes a call.
@@ -76,7 +76,10 @@ impl CompatMode {
     }
 
     const fn encode(self) -> u16 {
+        // A percentage above 100 (the variant is public) means everything: clamp it, so
+        // every reader of the mode sees the same 0–100 value.
         let percent = match self {
+            Self::Canary(p) if p > 100 => 100,
             Self::Canary(p) => p as u16,
             _ => 0,
         };
@@ -455,18 +458,6 @@ impl<C: ExecutionClient> CompatClient<C> {
                     Some(a) => {
                         require_pre_cancun(self.client.fork_schedule(), a.0.timestamp)
                             .map_err(conversion("forkchoiceUpdated attributes"))?;
-                        let root = a.0.parent_beacon_block_root;
-                        // v4 callers never had a beacon root; a zero root is what the v5
-                        // caller passes before Cancun, so only a real one is refused.
-                        let a = match root {
-                            Some(r) if r.is_zero() => {
-                                DenebAttributes(alloy_rpc_types_engine::PayloadAttributes {
-                                    parent_beacon_block_root: None,
-                                    ..a.0
-                                })
-                            }
-                            _ => a,
-                        };
                         let capella = CapellaAttributes::try_from(a)
                             .map_err(conversion("forkchoiceUpdated attributes"))?;
                         Some(capella.0)
@@ -594,13 +585,21 @@ fn deneb_execution_data(
     request: DenebNewPayload,
 ) -> Result<ExecutionData, EngineError> {
     let timestamp = request.payload.0.payload_inner.payload_inner.timestamp;
-    if schedule.fork_at(timestamp).has_blob_fields() {
+    let fork = schedule.fork_at(timestamp);
+    if fork.has_blob_fields() {
+        let cancun =
+            CancunPayloadFields::new(request.parent_beacon_block_root, request.versioned_hashes);
+        let sidecar = if fork >= Fork::Prague {
+            ExecutionPayloadSidecar::v4(
+                cancun,
+                PraguePayloadFields::new(request.execution_requests.unwrap_or_default()),
+            )
+        } else {
+            ExecutionPayloadSidecar::v3(cancun)
+        };
         Ok(ExecutionData::new(
             ExecutionPayload::V3(request.payload.0),
-            ExecutionPayloadSidecar::v3(CancunPayloadFields::new(
-                request.parent_beacon_block_root,
-                request.versioned_hashes,
-            )),
+            sidecar,
         ))
     } else {
         let capella = CapellaNewPayload::try_from(request).map_err(conversion("newPayload"))?;
@@ -633,6 +632,7 @@ pub fn deneb_request(built: &BuiltPayload) -> Result<DenebNewPayload, EngineErro
         payload,
         versioned_hashes: hashes,
         parent_beacon_block_root: root,
+        execution_requests: data.sidecar.requests().cloned(),
     })
 }
 

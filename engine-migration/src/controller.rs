@@ -373,6 +373,18 @@ where
             Stage::Complete => MigrationMode::ActorOnly,
             Stage::RolledBack => MigrationMode::Rollback,
         };
+        if let Some(active) = self.active_rollback()
+            && stage != Stage::RolledBack
+        {
+            // A rollback (the adapter's own, or an operator's) stands until someone
+            // acknowledges it with `set_mode`; a controller must not undo it.
+            return Err(EngineError::Unavailable {
+                reason: format!(
+                    "the adapter rolled back ({}); acknowledge with set_mode(legacy-only) before moving on",
+                    active.reason
+                ),
+            });
+        }
         if mode.uses_actor() && !self.mode().uses_actor() {
             // The actor sat out: bring it to the legacy forkchoice before it answers.
             self.initialize_actor_from_legacy().await?;

@@ -334,7 +334,9 @@ pub struct RollbackRecord {
     pub reason: RollbackReason,
     /// The mode or stage it left (its display form).
     pub from: String,
-    /// From the decision to the baseline path being in effect (and in sync).
+    /// From the decision to the baseline path being in effect, including its catching up with
+    /// the candidate's state when it had sat out (if that failed, it is retried on the next
+    /// call and is not included).
     pub took: Duration,
     /// The health that led here.
     pub health: HealthSample,

@@ -92,7 +92,10 @@ pub struct DirectEngine {
 }
 
 impl DirectEngine {
-    /// Over a connected client; head and finalized start from the EL's `latest`/`finalized`.
+    /// Over a connected client; head and finalized start from the EL's `latest`/`finalized`,
+    /// and the next withdrawal index follows the head block's last withdrawal (0 when the head
+    /// carries none: the EL keeps no running index, so an older block's peg-ins are not
+    /// searched for; withdrawal indices are not part of Alys's consensus checks).
     pub async fn new(client: HttpExecutionClient) -> Result<Self, EngineError> {
         let head = client
             .block(BlockId::latest(), false)
@@ -162,7 +165,7 @@ impl LegacyEngine for DirectEngine {
             .client
             .get_payload(id, timestamp.as_secs(), root)
             .await?;
-        *self.next_withdrawal_index.lock().await += add_balances.len() as u64;
+        // The index moves when the block is committed (see `commit_block`).
         Ok(built.execution_data)
     }
 
@@ -210,30 +213,50 @@ fn index_after(withdrawals: Option<&[Withdrawal]>) -> u64 {
         .map_or(0, |w| w.index.saturating_add(1))
 }
 
-/// What the migration adapter needs from a path beyond the old operations: its forkchoice, and
-/// a way to make a path that sat out some blocks adopt the current one.
+/// What one path holds: its forkchoice and the index its next peg-in withdrawal gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathState {
+    /// Head, safe and finalized.
+    pub forkchoice: ForkchoiceState,
+    /// The next withdrawal index (withdrawal indices run on across blocks).
+    pub next_withdrawal_index: u64,
+}
+
+/// What the migration adapter needs from a path beyond the old operations: its state, and a
+/// way to make a path that sat out some blocks adopt the other's.
 pub trait MigrationPath: LegacyEngine {
     /// The head, safe and finalized hashes this path holds.
     fn forkchoice_state(&self)
     -> impl Future<Output = Result<ForkchoiceState, EngineError>> + Send;
-    /// Take `state` as this path's forkchoice and announce it to the EL (one
-    /// forkchoiceUpdated). For the actor this is `initialize_from_legacy`.
-    fn adopt(&self, state: ForkchoiceState)
-    -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// The forkchoice and the next withdrawal index.
+    fn path_state(&self) -> impl Future<Output = Result<PathState, EngineError>> + Send;
+    /// Take `state` as this path's own and announce its forkchoice to the EL (one
+    /// forkchoiceUpdated). For the actor this is `initialize_from_legacy_with_index`.
+    fn adopt(&self, state: PathState) -> impl Future<Output = Result<(), EngineError>> + Send;
 }
 
 impl MigrationPath for engine_actor::Engine {
     async fn forkchoice_state(&self) -> Result<ForkchoiceState, EngineError> {
+        Ok(self.path_state().await?.forkchoice)
+    }
+
+    async fn path_state(&self) -> Result<PathState, EngineError> {
         let snapshot = self.handle().forkchoice().await?;
-        Ok(ForkchoiceState {
-            head_block_hash: snapshot.head,
-            safe_block_hash: snapshot.safe,
-            finalized_block_hash: snapshot.finalized,
+        Ok(PathState {
+            forkchoice: ForkchoiceState {
+                head_block_hash: snapshot.head,
+                safe_block_hash: snapshot.safe,
+                finalized_block_hash: snapshot.finalized,
+            },
+            next_withdrawal_index: snapshot.next_withdrawal_index,
         })
     }
 
-    async fn adopt(&self, state: ForkchoiceState) -> Result<(), EngineError> {
-        self.handle().initialize_from_legacy(state).await.map(drop)
+    async fn adopt(&self, state: PathState) -> Result<(), EngineError> {
+        self.handle()
+            .initialize_from_legacy_with_index(state.forkchoice, state.next_withdrawal_index)
+            .await
+            .map(drop)
     }
 }
 
@@ -242,23 +265,24 @@ impl MigrationPath for DirectEngine {
         Ok(*self.forkchoice.lock().await)
     }
 
-    async fn adopt(&self, state: ForkchoiceState) -> Result<(), EngineError> {
-        let head = self
+    async fn path_state(&self) -> Result<PathState, EngineError> {
+        Ok(PathState {
+            forkchoice: *self.forkchoice.lock().await,
+            next_withdrawal_index: *self.next_withdrawal_index.lock().await,
+        })
+    }
+
+    async fn adopt(&self, state: PathState) -> Result<(), EngineError> {
+        let head = state.forkchoice.head_block_hash;
+        let updated = self
             .client
-            .block(BlockId::Hash(state.head_block_hash.into()), false)
-            .await?
-            .ok_or_else(|| EngineError::NotFound {
-                what: format!("head block {} to adopt", state.head_block_hash),
-            })?;
-        let updated = self.client.forkchoice_updated(state, None).await?;
+            .forkchoice_updated(state.forkchoice, None)
+            .await?;
         if !updated.payload_status.is_valid() {
-            return Err(EngineError::Syncing {
-                block_hash: state.head_block_hash,
-            });
+            return Err(EngineError::Syncing { block_hash: head });
         }
-        *self.forkchoice.lock().await = state;
-        let mut next = self.next_withdrawal_index.lock().await;
-        *next = (*next).max(index_after(head.withdrawals.as_ref().map(|w| w.as_slice())));
+        *self.forkchoice.lock().await = state.forkchoice;
+        *self.next_withdrawal_index.lock().await = state.next_withdrawal_index;
         Ok(())
     }
 }

@@ -41,13 +41,14 @@ pub mod health;
 pub mod legacy;
 pub mod lighthouse;
 pub mod metrics;
+mod sequence;
 
 pub use ab::{AbSplit, Side};
 pub use adapter::{AdapterConfig, AdapterReport, MigrationAdapter, MigrationMode};
 pub use compat::{CompatClient, CompatMode, CompatOperation};
 pub use controller::{ControllerConfig, Migratable, MigrationController, Stage};
 pub use health::{HealthSample, PathSample, RollbackReason, RollbackRecord, Thresholds};
-pub use legacy::{DirectEngine, LegacyEngine, MigrationPath, Mismatch, StateValidator};
+pub use legacy::{DirectEngine, LegacyEngine, MigrationPath, Mismatch, PathState, StateValidator};
 pub use lighthouse::{
     CapellaAttributes, CapellaForkchoiceState, CapellaNewPayload, CapellaPayload, ConversionError,
     DenebAttributes, DenebForkchoiceState, DenebNewPayload, DenebPayload,

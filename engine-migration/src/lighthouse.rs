@@ -10,6 +10,7 @@
 //! so its `block_hash` no longer matches its contents: conversions serve comparison and
 //! migration plumbing, not re-submission of the same block under another fork.
 
+use alloy_eips::eip7685::Requests;
 use alloy_primitives::B256;
 use alloy_rpc_types_engine::{
     ExecutionPayloadV2, ExecutionPayloadV3, ForkchoiceState, PayloadAttributes,
@@ -35,6 +36,9 @@ pub enum ConversionError {
     /// v4 attributes cannot carry a parent beacon block root.
     #[error("parent_beacon_block_root is {0}; Capella (v4) attributes have none")]
     BeaconRootPresent(B256),
+    /// A v5 request carried execution requests (Prague).
+    #[error("execution_requests has {0} entries; Capella (v4) has no execution requests")]
+    RequestsPresent(usize),
     /// v4 attributes need withdrawals.
     #[error("withdrawals are missing; Capella (v4) attributes always carry a list")]
     WithdrawalsMissing,
@@ -121,12 +125,16 @@ impl CapellaAttributes {
 impl TryFrom<DenebAttributes> for CapellaAttributes {
     type Error = ConversionError;
 
-    /// Drops the parent beacon block root, which Capella has no place for.
+    /// A zero (or absent) parent beacon block root is what a v5 caller passes before Cancun
+    /// and is dropped; any other root cannot be carried by Capella and is refused.
     fn try_from(v5: DenebAttributes) -> Result<Self, Self::Error> {
-        Self::new(PayloadAttributes {
-            parent_beacon_block_root: None,
-            ..v5.0
-        })
+        match v5.0.parent_beacon_block_root {
+            Some(root) if !root.is_zero() => Err(ConversionError::BeaconRootPresent(root)),
+            _ => Self::new(PayloadAttributes {
+                parent_beacon_block_root: None,
+                ..v5.0
+            }),
+        }
     }
 }
 
@@ -169,7 +177,8 @@ pub struct CapellaNewPayload {
     pub payload: CapellaPayload,
 }
 
-/// `engine_newPayloadV3`'s request.
+/// `engine_newPayloadV3`'s request (`engine_newPayloadV4`'s with `execution_requests`, from
+/// Prague on).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DenebNewPayload {
     /// The payload.
@@ -178,6 +187,8 @@ pub struct DenebNewPayload {
     pub versioned_hashes: Vec<B256>,
     /// The parent beacon block root.
     pub parent_beacon_block_root: B256,
+    /// EIP-7685 execution requests (Prague and later; None before).
+    pub execution_requests: Option<Requests>,
 }
 
 impl CapellaNewPayload {
@@ -187,6 +198,7 @@ impl CapellaNewPayload {
             payload: self.payload.into(),
             versioned_hashes: Vec::new(),
             parent_beacon_block_root,
+            execution_requests: None,
         }
     }
 }
@@ -197,6 +209,9 @@ impl TryFrom<DenebNewPayload> for CapellaNewPayload {
     fn try_from(v5: DenebNewPayload) -> Result<Self, Self::Error> {
         if !v5.versioned_hashes.is_empty() {
             return Err(ConversionError::BlobsPresent(v5.versioned_hashes.len()));
+        }
+        if let Some(requests) = v5.execution_requests.filter(|r| !r.is_empty()) {
+            return Err(ConversionError::RequestsPresent(requests.len()));
         }
         Ok(Self {
             payload: v5.payload.try_into()?,
@@ -310,11 +325,19 @@ mod tests {
             payload: v5,
             versioned_hashes: vec![B256::ZERO],
             parent_beacon_block_root: B256::ZERO,
+            execution_requests: None,
         };
         assert_eq!(
-            CapellaNewPayload::try_from(request).unwrap_err(),
+            CapellaNewPayload::try_from(request.clone()).unwrap_err(),
             ConversionError::BlobsPresent(1)
         );
+        let with_requests = DenebNewPayload {
+            versioned_hashes: vec![],
+            execution_requests: Some(Requests::new(vec![Bytes::from_static(&[0, 1])])),
+            ..request
+        };
+        let err = CapellaNewPayload::try_from(with_requests).unwrap_err();
+        assert!(err.to_string().contains("execution_requests"), "{err}");
     }
 
     #[test]
@@ -327,9 +350,15 @@ mod tests {
             parent_beacon_block_root: None,
         })
         .unwrap();
-        let v5 = v4.clone().into_deneb(B256::repeat_byte(1));
-        assert_eq!(v5.0.parent_beacon_block_root, Some(B256::repeat_byte(1)));
+        let v5 = v4.clone().into_deneb(B256::ZERO);
+        assert_eq!(v5.0.parent_beacon_block_root, Some(B256::ZERO));
         assert_eq!(CapellaAttributes::try_from(v5).unwrap(), v4);
+        // A real beacon root has no place in Capella: refused, not dropped.
+        let rooted = v4.clone().into_deneb(B256::repeat_byte(1));
+        assert_eq!(
+            CapellaAttributes::try_from(rooted),
+            Err(ConversionError::BeaconRootPresent(B256::repeat_byte(1)))
+        );
         let with_root = PayloadAttributes {
             parent_beacon_block_root: Some(B256::ZERO),
             ..v4.0.clone()

@@ -27,7 +27,7 @@ pub mod names {
     pub const FOLLOWER_ERRORS: &str = "engine_migration_follower_errors_total";
     /// A path that sat out blocks adopted the current forkchoice, per path.
     pub const ADOPTIONS: &str = "engine_migration_adoptions_total";
-    /// Shadow comparisons dropped because the shadow queue was full.
+    /// Shadow jobs dropped: queue full, legacy moved on before the job ran, or the mode changed.
     pub const SHADOW_DROPPED: &str = "engine_migration_shadow_dropped_total";
     /// Rollbacks (automatic or manual).
     pub const ROLLBACKS: &str = "engine_migration_rollbacks_total";
@@ -145,7 +145,7 @@ impl MigrationMetrics {
         )?;
         let shadow_dropped = IntCounter::new(
             names::SHADOW_DROPPED,
-            "Shadow comparisons dropped because the shadow queue was full",
+            "Shadow jobs dropped: queue full, legacy moved on before the job ran, or the mode changed",
         )?;
         let rollbacks = IntCounter::new(names::ROLLBACKS, "Migration rollbacks")?;
         for c in [

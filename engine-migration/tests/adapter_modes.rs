@@ -518,7 +518,11 @@ async fn mode_and_health_score_appear_in_the_engines_own_registry() {
     let committed = run_slots(&adapter, 1, 2).await;
     assert!(committed.iter().all(Option::is_some));
     let text = engine_text();
-    assert!(text.contains("engine_migration_mode 4"), "{text}");
+    assert!(
+        text.contains("engine_migration_mode 4"),
+        "{:#?}\n{text}",
+        adapter.report()
+    );
     assert!(text.contains("engine_migration_health_score"));
     // The adapter's own registry has the rest, without the two shared gauges.
     let own = adapter.metrics().render();
