@@ -31,7 +31,7 @@ use std::{
     str::FromStr,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering},
+        atomic::{AtomicU16, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -304,7 +304,11 @@ struct Shared<L, A> {
     stats: [PathStats; 2],
     /// Latency per path and operation: the health check compares like with like.
     op_stats: [[PathStats; Operation::COUNT]; 2],
-    stale: [AtomicBool; 2],
+    /// The sequence number of the last state change (commit, finalize, adoption) each path
+    /// has applied; a path behind the other adopts the other's state before it is used.
+    applied: [AtomicU64; 2],
+    /// State changes so far (the source of those sequence numbers).
+    writes: AtomicU64,
     /// Bumped at every mode change; shadow jobs of an older epoch are dropped.
     epoch: AtomicU64,
     comparisons: AtomicU64,
@@ -333,8 +337,14 @@ enum ShadowWork {
         add_balances: Vec<AddBalance>,
         legacy: Box<ExecutionPayload>,
     },
-    Commit(Box<ExecutionData>),
-    Finalize(B256),
+    /// Legacy committed `payload` as state change `seq`; it had applied `before` until then.
+    Commit {
+        payload: Box<ExecutionData>,
+        before: u64,
+        seq: u64,
+    },
+    /// Legacy finalized `hash` as state change `seq` (`before`: as above).
+    Finalize { hash: B256, before: u64, seq: u64 },
 }
 
 /// Runs the legacy engine and the actor side by side; see the [module docs](self).
@@ -380,7 +390,9 @@ where
             validator: config.validator,
             stats: [PathStats::new(), PathStats::new()],
             op_stats: Default::default(),
-            stale: [AtomicBool::new(false), AtomicBool::new(true)],
+            // The actor starts one change behind: it adopts legacy's state before its first call.
+            applied: [AtomicU64::new(1), AtomicU64::new(0)],
+            writes: AtomicU64::new(1),
             epoch: AtomicU64::new(0),
             comparisons: AtomicU64::new(0),
             mismatches: AtomicU64::new(0),
@@ -411,7 +423,7 @@ where
     /// Returns the previous mode.
     pub fn set_mode(&self, mode: MigrationMode) -> MigrationMode {
         let previous = MigrationMode::decode(self.mode.swap(mode.encode(), Ordering::AcqRel));
-        self.new_epoch(previous);
+        self.new_epoch();
         self.reset_stats();
         self.shared.metrics.mode.set(mode.code());
         info!(%previous, %mode, "migration mode switched");
@@ -436,8 +448,7 @@ where
     /// Make the actor adopt the legacy engine's head, safe and finalized now (one call; one
     /// forkchoiceUpdated).
     pub async fn initialize_actor_from_legacy(&self) -> Result<(), EngineError> {
-        self.shared.stale[Path::Actor.index()].store(true, Ordering::Release);
-        self.shared.ensure_synced(Path::Actor).await
+        self.shared.adopt(Path::Actor, true).await
     }
 
     /// Roll back now, for `reason`: the mode becomes `Rollback`, statistics restart (the
@@ -456,7 +467,7 @@ where
             .map(MigrationMode::decode)
             .ok()?;
         self.shared.metrics.mode.set(MigrationMode::Rollback.code());
-        self.new_epoch(from);
+        self.new_epoch();
         let health = self.shared.health();
         self.reset_stats();
         if let Err(e) = self.shared.ensure_synced(Path::Legacy).await {
@@ -527,17 +538,14 @@ where
         }
     }
 
-    /// A new mode epoch: queued shadow jobs are dropped, and an actor that was shadowing is
-    /// treated as behind (it adopts the legacy state before its next call).
-    fn new_epoch(&self, previous: MigrationMode) {
+    /// A new mode epoch: queued shadow jobs are dropped (an actor that misses their writes is
+    /// behind and adopts the legacy state before its next call).
+    fn new_epoch(&self) {
         self.shared.epoch.fetch_add(1, Ordering::AcqRel);
-        if previous == MigrationMode::Shadow {
-            self.shared.stale[Path::Actor.index()].store(true, Ordering::Release);
-        }
     }
 
-    fn enqueue(&self, work: ShadowWork) {
-        let epoch = self.shared.epoch.load(Ordering::Acquire);
+    /// Queue `work` for the shadow worker, stamped with the epoch its call began in.
+    fn enqueue(&self, epoch: u64, work: ShadowWork) {
         if self
             .shadow
             .try_send(ShadowJob::Work { epoch, work })
@@ -647,6 +655,8 @@ where
         if legacy.is_err() {
             return (legacy, None);
         }
+        let changes_state = matches!(op, Operation::Commit | Operation::Finalize);
+        let seq = changes_state.then(|| s.wrote(Path::Legacy));
         let actor = match actor_ready {
             Ok(()) => s.timed(Path::Actor, op, actor).await,
             Err(e) => {
@@ -654,6 +664,9 @@ where
                 Err(e)
             }
         };
+        if let (Some(seq), Ok(_)) = (seq, &actor) {
+            s.followed(Path::Actor, seq);
+        }
         (legacy, Some(actor))
     }
 
@@ -690,7 +703,7 @@ where
     }
 
     /// A write both paths must see (commit, finalize): the answering path runs it, then the
-    /// following path (if the mode has one) re-applies it; a path that sits it out goes stale.
+    /// following path (if the mode has one) re-applies it; a path that sits it out is behind.
     async fn write_everywhere<T, F, Fut>(
         &self,
         mode: MigrationMode,
@@ -703,23 +716,18 @@ where
         Fut: Future<Output = Result<T, EngineError>>,
     {
         let follows = matches!(mode, MigrationMode::ActorPrimary | MigrationMode::Canary(_));
+        // The follower must be up to date before the write it is to repeat.
+        let follower = answer.other();
+        let follower_ready = follows && self.shared.ensure_synced(follower).await.is_ok();
         let (answered, result) = self.primary_with_fallback(op, answer, follows, &call).await;
         if result.is_ok() {
-            let other = answered.other();
-            if answered != answer {
-                // The actor failed and legacy answered: the actor is behind until it adopts.
-                self.shared.stale[other.index()].store(true, Ordering::Release);
-            } else if follows {
-                match self.shared.ensure_synced(other).await {
-                    Ok(()) => {
-                        if let Err(e) = self.shared.timed(other, op, call(other)).await {
-                            self.shared.follower_failed(other, op, &e);
-                        }
-                    }
-                    Err(e) => self.shared.follower_failed(other, op, &e),
+            let seq = self.shared.wrote(answered);
+            // (When legacy answered after the actor failed, the actor is simply behind.)
+            if answered == answer && follower_ready {
+                match self.shared.timed(follower, op, call(follower)).await {
+                    Ok(_) => self.shared.followed(follower, seq),
+                    Err(e) => self.shared.follower_failed(follower, op, &e),
                 }
-            } else {
-                self.shared.stale[other.index()].store(true, Ordering::Release);
             }
         }
         result
@@ -758,9 +766,22 @@ where
         sample
     }
 
-    /// Whether `path` is in sync (not stale).
+    /// Whether `path` has applied every state change the other path has.
     fn in_sync(&self, path: Path) -> bool {
-        !self.stale[path.index()].load(Ordering::Acquire)
+        self.applied[path.index()].load(Ordering::Acquire)
+            >= self.applied[path.other().index()].load(Ordering::Acquire)
+    }
+
+    /// `path` applied a new state change; its sequence number.
+    fn wrote(&self, path: Path) -> u64 {
+        let seq = self.writes.fetch_add(1, Ordering::AcqRel) + 1;
+        self.applied[path.index()].fetch_max(seq, Ordering::AcqRel);
+        seq
+    }
+
+    /// `path` repeated the state change `seq`.
+    fn followed(&self, path: Path, seq: u64) {
+        self.applied[path.index()].fetch_max(seq, Ordering::AcqRel);
     }
 
     /// One call on `path`, timed and counted; calls that change the EL's state take the write
@@ -806,24 +827,31 @@ where
 
     fn follower_failed(&self, path: Path, op: Operation, error: &EngineError) {
         warn!(path = path.as_str(), operation = op.as_str(), %error, "the following path could not re-apply the call; it will adopt the forkchoice before its next call");
-        self.stale[path.index()].store(true, Ordering::Release);
         self.metrics
             .follower_errors
             .with_label_values(&[path.as_str()])
             .inc();
     }
 
-    /// Bring a stale path to the other path's state. The other path's state is read under the
-    /// write lock, so a commit in flight on it lands first and is what gets adopted.
+    /// Bring `path` up to the other path's state if it is behind. The other path's state is
+    /// read under the write lock, so a write in flight on it lands first and is what gets
+    /// adopted.
     async fn ensure_synced(&self, path: Path) -> Result<(), EngineError> {
         if self.in_sync(path) {
             return Ok(());
         }
+        self.adopt(path, false).await
+    }
+
+    /// `path` adopts the other path's state (when behind, or always with `force`).
+    async fn adopt(&self, path: Path, force: bool) -> Result<(), EngineError> {
         let _writing = self.el_writes.lock().await;
-        if self.in_sync(path) {
+        if !force && self.in_sync(path) {
             return Ok(());
         }
-        let state = match path.other() {
+        let source = path.other();
+        let source_applied = self.applied[source.index()].load(Ordering::Acquire);
+        let state = match source {
             Path::Legacy => self.legacy.path_state().await?,
             Path::Actor => self.actor.path_state().await?,
         };
@@ -831,7 +859,11 @@ where
             Path::Legacy => self.legacy.adopt(state).await?,
             Path::Actor => self.actor.adopt(state).await?,
         }
-        self.stale[path.index()].store(false, Ordering::Release);
+        if force {
+            self.applied[path.index()].store(source_applied, Ordering::Release);
+        } else {
+            self.applied[path.index()].fetch_max(source_applied, Ordering::AcqRel);
+        }
         self.metrics
             .adoptions
             .with_label_values(&[path.as_str()])
@@ -920,13 +952,21 @@ where
             }
             ShadowJob::Work { epoch, work } => {
                 if epoch != shared.epoch.load(Ordering::Acquire) {
-                    shared.shadow_dropped(Path::Actor, false);
+                    shared.shadow_dropped();
                     continue;
                 }
                 work
             }
         };
-        if let Err(e) = shared.ensure_synced(Path::Actor).await {
+        // Ready when the actor has applied everything legacy had before this job's own change
+        // (which the job repeats); otherwise it adopts legacy's state first.
+        let ready = match &work {
+            ShadowWork::Build { .. } => shared.in_sync(Path::Actor),
+            ShadowWork::Commit { before, .. } | ShadowWork::Finalize { before, .. } => {
+                shared.applied[Path::Actor.index()].load(Ordering::Acquire) >= *before
+            }
+        };
+        if !ready && let Err(e) = shared.ensure_synced(Path::Actor).await {
             shared.stats[Path::Actor.index()].record_failure();
             warn!(error = %e, "shadow: the actor could not adopt the legacy state");
             continue;
@@ -941,13 +981,10 @@ where
     A: MigrationPath,
 {
     /// A shadow job comes too late to be repeated (legacy moved on, or the mode changed):
-    /// count it, and when it was a write the actor missed, make the actor catch up later.
-    fn shadow_dropped(&self, path: Path, missed_write: bool) {
+    /// count it. (An actor that misses a write this way is behind, and adopts later.)
+    fn shadow_dropped(&self) {
         self.shadow_dropped.fetch_add(1, Ordering::Relaxed);
         self.metrics.shadow_dropped.inc();
-        if missed_write {
-            self.stale[path.index()].store(true, Ordering::Release);
-        }
     }
 
     /// One shadow job, under the write lock: the check that legacy is still where the job
@@ -955,11 +992,17 @@ where
     /// never moves the EL's head or finalized block backwards.
     async fn run_shadow_work(&self, work: ShadowWork) {
         let _writing = self.el_writes.lock().await;
+        if !self.in_sync(Path::Legacy) {
+            // The actor has applied changes legacy has not (another mode ran since): legacy's
+            // view is not the chain's any more, so this job has nothing left to compare.
+            self.shadow_dropped();
+            return;
+        }
         let legacy = match self.legacy.path_state().await {
             Ok(state) => state.forkchoice,
             Err(e) => {
                 warn!(error = %e, "shadow: could not read the legacy state; job dropped");
-                self.shadow_dropped(Path::Actor, true);
+                self.shadow_dropped();
                 return;
             }
         };
@@ -973,7 +1016,7 @@ where
                 if legacy.head_block_hash != parent {
                     // Legacy committed past this build's parent: building there now would
                     // ask the EL to rewind its head (which the spec lets it refuse).
-                    self.shadow_dropped(Path::Actor, false);
+                    self.shadow_dropped();
                     return;
                 }
                 let built = self
@@ -989,10 +1032,10 @@ where
                     self.compared(Operation::Build, &mismatches);
                 }
             }
-            ShadowWork::Commit(payload) => {
+            ShadowWork::Commit { payload, seq, .. } => {
                 let expected = payload.payload.block_hash();
                 if legacy.head_block_hash != expected {
-                    self.shadow_dropped(Path::Actor, true);
+                    self.shadow_dropped();
                     return;
                 }
                 let committed = self
@@ -1003,12 +1046,15 @@ where
                     )
                     .await;
                 match committed {
-                    Ok(hash) => self.compared(
-                        Operation::Commit,
-                        &hash_mismatch(expected, hash)
-                            .into_iter()
-                            .collect::<Vec<_>>(),
-                    ),
+                    Ok(hash) => {
+                        self.followed(Path::Actor, seq);
+                        self.compared(
+                            Operation::Commit,
+                            &hash_mismatch(expected, hash)
+                                .into_iter()
+                                .collect::<Vec<_>>(),
+                        );
+                    }
                     Err(e) => {
                         self.compare_outcomes(
                             Operation::Commit,
@@ -1020,12 +1066,12 @@ where
                     }
                 }
             }
-            ShadowWork::Finalize(hash) => {
+            ShadowWork::Finalize { hash, seq, .. } => {
                 if legacy.finalized_block_hash != hash {
-                    self.shadow_dropped(Path::Actor, true);
+                    self.shadow_dropped();
                     return;
                 }
-                if let Err(e) = self
+                match self
                     .timed_holding_lock(
                         Path::Actor,
                         Operation::Finalize,
@@ -1033,7 +1079,8 @@ where
                     )
                     .await
                 {
-                    self.follower_failed(Path::Actor, Operation::Finalize, &e);
+                    Ok(()) => self.followed(Path::Actor, seq),
+                    Err(e) => self.follower_failed(Path::Actor, Operation::Finalize, &e),
                 }
             }
         }
@@ -1055,6 +1102,9 @@ where
         payload_head: Option<B256>,
         add_balances: Vec<AddBalance>,
     ) -> Result<ExecutionData, EngineError> {
+        // The epoch before the mode: a call that began in shadow mode and ends after a switch
+        // queues its shadow work under the old epoch, so it is dropped.
+        let epoch = self.shared.epoch.load(Ordering::Acquire);
         let mode = self.mode();
         let s = &self.shared;
         let result = match mode {
@@ -1084,12 +1134,15 @@ where
                     .await;
                 if let Ok(built) = &result {
                     // The actor builds on the parent legacy built on, whatever its own head.
-                    self.enqueue(ShadowWork::Build {
-                        timestamp,
-                        parent: built.payload.parent_hash(),
-                        add_balances: add_balances.clone(),
-                        legacy: Box::new(built.payload.clone()),
-                    });
+                    self.enqueue(
+                        epoch,
+                        ShadowWork::Build {
+                            timestamp,
+                            parent: built.payload.parent_hash(),
+                            add_balances: add_balances.clone(),
+                            legacy: Box::new(built.payload.clone()),
+                        },
+                    );
                 }
                 result
             }
@@ -1118,6 +1171,9 @@ where
     }
 
     async fn commit_block(&self, payload: ExecutionData) -> Result<B256, EngineError> {
+        // The epoch before the mode: a call that began in shadow mode and ends after a switch
+        // queues its shadow work under the old epoch, so it is dropped.
+        let epoch = self.shared.epoch.load(Ordering::Acquire);
         let mode = self.mode();
         let s = &self.shared;
         let result = match mode {
@@ -1133,11 +1189,8 @@ where
                     s.compare_outcomes(Operation::Commit, &l, a, |l, a| {
                         hash_mismatch(*l, *a).into_iter().collect()
                     });
-                    // The actor's commit failed where legacy's held: it is behind and adopts
-                    // the forkchoice before its next call.
-                    if a.is_err() {
-                        s.stale[Path::Actor.index()].store(true, Ordering::Release);
-                    }
+                    // (If the actor's commit failed where legacy's held, it is behind and
+                    // adopts the forkchoice before its next call.)
                 }
                 l
             }
@@ -1151,7 +1204,16 @@ where
                     })
                     .await;
                 if result.is_ok() {
-                    self.enqueue(ShadowWork::Commit(Box::new(payload)));
+                    let before = s.applied[Path::Legacy.index()].load(Ordering::Acquire);
+                    let seq = s.wrote(Path::Legacy);
+                    self.enqueue(
+                        epoch,
+                        ShadowWork::Commit {
+                            payload: Box::new(payload),
+                            before,
+                            seq,
+                        },
+                    );
                 }
                 result
             }
@@ -1174,6 +1236,9 @@ where
     }
 
     async fn set_finalized(&self, hash: B256) -> Result<(), EngineError> {
+        // The epoch before the mode: a call that began in shadow mode and ends after a switch
+        // queues its shadow work under the old epoch, so it is dropped.
+        let epoch = self.shared.epoch.load(Ordering::Acquire);
         let mode = self.mode();
         let s = &self.shared;
         let result = match mode {
@@ -1197,7 +1262,9 @@ where
                     })
                     .await;
                 if result.is_ok() {
-                    self.enqueue(ShadowWork::Finalize(hash));
+                    let before = s.applied[Path::Legacy.index()].load(Ordering::Acquire);
+                    let seq = s.wrote(Path::Legacy);
+                    self.enqueue(epoch, ShadowWork::Finalize { hash, before, seq });
                 }
                 result
             }

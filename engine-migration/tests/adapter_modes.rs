@@ -91,6 +91,12 @@ async fn paths(
     let system = EngineSystem::start_with_options(engine_config(faults), vec![options(&actor_el)])
         .await
         .unwrap();
+    // The real-time wait for a shadow build is generous here: a busy machine must not turn
+    // a slow shadow build into a dropped comparison (the drop path has its own test).
+    let config = AdapterConfig {
+        shadow_wait: config.shadow_wait.max(Duration::from_secs(30)),
+        ..config
+    };
     let adapter = MigrationAdapter::new(
         direct,
         Engine::new(system.handle()),
@@ -140,6 +146,9 @@ async fn run_slots(adapter: &Adapter, first: u64, count: u64) -> Vec<Option<B256
             Ok::<_, engine_types::EngineError>(hash)
         }
         .await;
+        if let Err(e) = &committed {
+            eprintln!("slot {n} (mode now {}): {e}", adapter.mode());
+        }
         out.push(committed.ok());
     }
     out
@@ -161,6 +170,7 @@ enum Answers {
 #[case::shadow_actor_down(MigrationMode::Shadow, Faults::ActorFailing, Answers::AllOk)]
 #[case::shadow_legacy_down(MigrationMode::Shadow, Faults::LegacyFailing, Answers::AllFail)]
 #[case::shadow_mismatch(MigrationMode::Shadow, Faults::Mismatching, Answers::AllOk)]
+#[case::shadow_both_down(MigrationMode::Shadow, Faults::BothFailing, Answers::AllFail)]
 #[case::canary(MigrationMode::Canary(50), Faults::None, Answers::AllOk)]
 #[case::canary_actor_down(MigrationMode::Canary(50), Faults::ActorFailing, Answers::AllOk)]
 #[case::canary_legacy_down(MigrationMode::Canary(50), Faults::LegacyFailing, Answers::Some)]
@@ -181,8 +191,10 @@ enum Answers {
 #[case::actor_only(MigrationMode::ActorOnly, Faults::None, Answers::AllOk)]
 #[case::actor_only_actor_down(MigrationMode::ActorOnly, Faults::ActorFailing, Answers::AllFail)]
 #[case::actor_only_legacy_down(MigrationMode::ActorOnly, Faults::LegacyFailing, Answers::AllOk)]
+#[case::actor_only_both_down(MigrationMode::ActorOnly, Faults::BothFailing, Answers::AllFail)]
 #[case::rollback(MigrationMode::Rollback, Faults::None, Answers::AllOk)]
 #[case::rollback_actor_down(MigrationMode::Rollback, Faults::ActorFailing, Answers::AllOk)]
+#[case::rollback_legacy_down(MigrationMode::Rollback, Faults::LegacyFailing, Answers::AllFail)]
 #[tokio::test]
 async fn each_mode_answers_as_documented(
     #[case] mode: MigrationMode,
@@ -248,13 +260,23 @@ async fn each_mode_answers_as_documented(
         assert!(report.fallbacks > 0, "{report:#?}");
         assert_eq!(report.health.candidate.errors, report.fallbacks);
     }
-    // Whatever answered, the answering EL's head is the last block reported committed.
+    // The EL of every path that committed the last block holds it as head: legacy's in the
+    // legacy-answering modes, the actor's where it answers, both where one follows the other.
     if let Some(last) = committed.iter().flatten().last() {
-        let heads = [
-            p.legacy_el.with_chain(|c| c.head()),
-            p.actor_el.with_chain(|c| c.head()),
-        ];
-        assert!(heads.contains(last), "{last} not a head of {heads:?}");
+        let legacy_head = p.legacy_el.with_chain(|c| c.head());
+        let actor_head = p.actor_el.with_chain(|c| c.head());
+        match (mode, faults) {
+            (MigrationMode::LegacyOnly | MigrationMode::Rollback, _) => {
+                assert_eq!(legacy_head, *last);
+            }
+            (MigrationMode::ActorOnly, _) => assert_eq!(actor_head, *last),
+            (_, Faults::None) => {
+                assert_eq!((legacy_head, actor_head), (*last, *last), "{mode}");
+            }
+            (_, Faults::ActorFailing) => assert_eq!(legacy_head, *last, "{mode}"),
+            (_, Faults::LegacyFailing) => assert_eq!(actor_head, *last, "{mode}"),
+            _ => assert!([legacy_head, actor_head].contains(last)),
+        }
     }
     drop(p.adapter);
     p.system.shutdown().await;
@@ -288,6 +310,21 @@ async fn canary_splits_slots_by_timestamp_and_a_replay_splits_the_same_way() {
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(0);
         assert_eq!(actor_builds, expected_actor.len(), "{builds}");
+        // And exactly those slots: the builds the actor's EL saw carry their timestamps.
+        let built_on_actor: Vec<u64> = p
+            .actor_el
+            .requests_for("engine_forkchoiceUpdated")
+            .iter()
+            .filter_map(|r| {
+                r.params
+                    .get(1)?
+                    .get("timestamp")?
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .map(|hex| u64::from_str_radix(hex.trim_start_matches("0x"), 16).unwrap() / 2)
+            .collect();
+        assert_eq!(built_on_actor, expected_actor);
         // Every block reached both ELs (the other path follows), so both heads agree.
         assert_eq!(
             p.legacy_el.with_chain(|c| c.head()),
@@ -303,7 +340,7 @@ async fn canary_splits_slots_by_timestamp_and_a_replay_splits_the_same_way() {
 }
 
 #[tokio::test]
-async fn a_mode_switch_is_atomic_and_takes_effect_on_the_next_call() {
+async fn a_mode_switch_takes_effect_on_the_next_call_and_costs_microseconds() {
     let config = AdapterConfig {
         thresholds: Thresholds::disabled(),
         ..AdapterConfig::default()
@@ -435,8 +472,8 @@ async fn actor_errors_above_the_threshold_roll_back_and_legacy_catches_up() {
         },
         ..AdapterConfig::default()
     };
-    // One EL: the actor's failures are injected on its client side by a fault on getPayload
-    // only (legacy never calls getPayload in this mode), so legacy stays healthy.
+    // Two ELs with the same genesis: the faults hit the actor's EL only, so legacy stays
+    // healthy and answers every slot the actor cannot.
     let p = paths(MigrationMode::ActorPrimary, Faults::None, config, false).await;
     p.adapter.initialize_actor_from_legacy().await.unwrap();
     let committed = run_slots(&p.adapter, 1, 3).await;
@@ -568,4 +605,213 @@ async fn an_actor_finding_invalid_what_legacy_committed_is_an_outcome_mismatch()
     assert!(p.adapter.report().health.candidate.errors > 0);
     drop(p.adapter);
     p.system.shutdown().await;
+}
+
+/// Modes switched by another task every millisecond while 30 slots run on one EL: every call
+/// finishes in the mode it began in, every slot commits, and the paths never disagree (each
+/// catches up before it answers after sitting out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_modes_under_load_loses_nothing_and_never_disagrees() {
+    let config = AdapterConfig {
+        thresholds: Thresholds::disabled(),
+        ..AdapterConfig::default()
+    };
+    let p = paths(MigrationMode::LegacyOnly, Faults::None, config, true).await;
+    let adapter = Arc::new(p.adapter);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let switcher = tokio::spawn({
+        let adapter = Arc::clone(&adapter);
+        let stop = Arc::clone(&stop);
+        async move {
+            let modes = [
+                MigrationMode::Parallel,
+                MigrationMode::ActorOnly,
+                MigrationMode::Canary(50),
+                MigrationMode::Shadow,
+                MigrationMode::ActorPrimary,
+                MigrationMode::LegacyOnly,
+            ];
+            let mut switches = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                adapter.set_mode(modes[switches % modes.len()]);
+                switches += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            switches
+        }
+    });
+    let committed = run_slots(&adapter, 1, 30).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let switches = switcher.await.unwrap();
+    adapter.shadow_idle().await;
+    println!("{switches} mode switches during 30 slots");
+    assert!(switches > 30, "the modes really changed under the slots");
+    assert!(committed.iter().all(Option::is_some), "{committed:?}");
+    assert_eq!(p.legacy_el.with_chain(|c| c.head()), committed[29].unwrap());
+    let text = adapter.metrics().render();
+    assert!(
+        !text.contains("outcome=\"mismatch\""),
+        "no comparison disagreed: {:#?}\n{text}",
+        adapter.report().recent_mismatches
+    );
+    let Ok(adapter) = Arc::try_unwrap(adapter) else {
+        panic!("the switcher still holds the adapter");
+    };
+    drop(adapter);
+    p.system.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_actor_verdict_is_the_answer_not_a_reason_to_fall_back() {
+    let config = AdapterConfig {
+        thresholds: Thresholds::disabled(),
+        ..AdapterConfig::default()
+    };
+    let p = paths(MigrationMode::ActorPrimary, Faults::None, config, false).await;
+    p.adapter.initialize_actor_from_legacy().await.unwrap();
+    let built = p
+        .adapter
+        .build_block(Duration::from_secs(2), None, peg_in(1))
+        .await
+        .unwrap();
+    let head = p.actor_el.with_chain(|c| c.head());
+    p.actor_el.inject(
+        FaultRule::new(Fault::invalid("bad block", Some(head)))
+            .on("engine_newPayload")
+            .times(1),
+    );
+    let legacy_before = p.legacy_el.requests_for("engine_newPayload").len();
+    let err = p.adapter.commit_block(built).await.unwrap_err();
+    assert!(
+        matches!(err, engine_types::EngineError::InvalidPayload { .. }),
+        "{err:?}"
+    );
+    assert_eq!(p.adapter.report().fallbacks, 0);
+    assert_eq!(
+        p.legacy_el.requests_for("engine_newPayload").len(),
+        legacy_before,
+        "legacy was not asked to commit what the actor found invalid"
+    );
+    drop(p.adapter);
+    p.system.shutdown().await;
+}
+
+/// One EL; the actor's commit times out once (its client has a 100 ms forkchoiceUpdated
+/// deadline, legacy's the default): legacy commits, the actor is behind, and before its next
+/// call it adopts legacy's state and builds on legacy's head.
+#[tokio::test]
+async fn after_a_fallback_the_actor_catches_up_before_it_answers_again() {
+    let el = Arc::new(mock().await);
+    let direct = DirectEngine::new(HttpExecutionClient::connect(options(&el)).await.unwrap())
+        .await
+        .unwrap();
+    let mut actor_options = options(&el);
+    actor_options.timeouts.forkchoice_updated_ms = 100;
+    let system = EngineSystem::start_with_options(EngineConfig::default(), vec![actor_options])
+        .await
+        .unwrap();
+    let adapter = MigrationAdapter::new(
+        direct,
+        Engine::new(system.handle()),
+        MigrationMode::ActorPrimary,
+        AdapterConfig {
+            thresholds: Thresholds::disabled(),
+            ..AdapterConfig::default()
+        },
+        MigrationMetrics::new().unwrap(),
+    );
+    adapter.initialize_actor_from_legacy().await.unwrap();
+    let first = run_slots(&adapter, 1, 1).await[0].unwrap();
+    let built = adapter
+        .build_block(Duration::from_secs(4), None, peg_in(2))
+        .await
+        .unwrap();
+    // The actor's commit: its forkchoiceUpdated (the next one the EL sees) is slow.
+    el.inject(
+        FaultRule::new(Fault::Latency(Duration::from_millis(400)))
+            .on("engine_forkchoiceUpdated")
+            .times(1),
+    );
+    let second = adapter.commit_block(built).await.unwrap();
+    assert_eq!(adapter.report().fallbacks, 1, "legacy committed the block");
+    let adoptions = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("engine_migration_adoptions_total{path=\"actor\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = adoptions(&adapter.metrics().render());
+    let third = run_slots(&adapter, 3, 1).await[0].unwrap();
+    assert_eq!(
+        adoptions(&adapter.metrics().render()),
+        before + 1,
+        "the actor adopted legacy's state once"
+    );
+    let block = adapter.get_block_with_txs(&third).await.unwrap().unwrap();
+    assert_eq!(block.header.parent_hash, second);
+    assert_eq!(el.with_chain(|c| c.head()), third);
+    assert_ne!(first, second);
+    let actor = adapter.actor().path_state().await.unwrap();
+    let legacy = adapter.legacy().path_state().await.unwrap();
+    assert_eq!(
+        actor, legacy,
+        "both paths agree on head and withdrawal index"
+    );
+    drop(adapter);
+    system.shutdown().await;
+}
+
+/// Shadow builds that cannot run before legacy moves on are dropped and counted, never run
+/// late against a moved head; legacy's answers are unaffected.
+#[tokio::test]
+async fn late_shadow_builds_are_dropped_not_run_against_a_moved_head() {
+    let el = Arc::new(mock().await);
+    let direct = DirectEngine::new(HttpExecutionClient::connect(options(&el)).await.unwrap())
+        .await
+        .unwrap();
+    let system = EngineSystem::start_with_options(EngineConfig::default(), vec![options(&el)])
+        .await
+        .unwrap();
+    let adapter = MigrationAdapter::new(
+        direct,
+        Engine::new(system.handle()),
+        MigrationMode::Shadow,
+        AdapterConfig {
+            thresholds: Thresholds::disabled(),
+            // Legacy commits without waiting for the shadow build.
+            shadow_wait: Duration::ZERO,
+            ..AdapterConfig::default()
+        },
+        MigrationMetrics::new().unwrap(),
+    );
+    adapter.initialize_actor_from_legacy().await.unwrap();
+    let committed = run_slots(&adapter, 1, 8).await;
+    adapter.shadow_idle().await;
+    assert!(committed.iter().all(Option::is_some));
+    let report = adapter.report();
+    println!(
+        "shadow with no wait: {} comparisons, {} dropped",
+        report.health.comparisons, report.shadow_dropped
+    );
+    assert!(report.shadow_dropped > 0, "{report:#?}");
+    assert_eq!(report.health.mismatches, 0, "{report:#?}");
+    // Whatever was dropped, the EL ends on legacy's last block.
+    assert_eq!(el.with_chain(|c| c.head()), committed[7].unwrap());
+    // No forkchoiceUpdated ever pointed the EL back at an older block than one before it.
+    let genesis = el.with_chain(|c| c.genesis_hash());
+    let number_of = |hash: &str| {
+        std::iter::once(genesis)
+            .chain(committed.iter().flatten().copied())
+            .position(|c| format!("{c:#x}") == hash)
+    };
+    let heads: Vec<usize> = el
+        .requests_for("engine_forkchoiceUpdated")
+        .iter()
+        .filter_map(|r| number_of(r.params.get(0)?.get("headBlockHash")?.as_str()?))
+        .collect();
+    assert!(heads.len() >= 16, "{heads:?}");
+    assert!(heads.windows(2).all(|w| w[0] <= w[1]), "{heads:?}");
+    drop(adapter);
+    system.shutdown().await;
 }

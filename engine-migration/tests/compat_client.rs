@@ -320,3 +320,36 @@ async fn a_disagreement_between_v4_and_v5_is_counted() {
         "engine_compat_comparisons_total{operation=\"new_payload\",outcome=\"mismatch\"} 1"
     ));
 }
+
+#[tokio::test]
+async fn v5_sends_new_payload_v4_with_execution_requests_from_prague() {
+    let schedule = ForkSchedule::prague();
+    let mock = MockExecutionLayer::start(
+        MockConfig::default()
+            .with_profile(ClientProfile::geth())
+            .with_fork_schedule(schedule),
+    )
+    .await
+    .unwrap();
+    let client = HttpExecutionClient::connect(
+        ClientOptions::new(mock.url(), mock.jwt_secret()).with_fork_schedule(schedule),
+    )
+    .await
+    .unwrap();
+    let compat = CompatClient::new(client, CompatMode::V5Only, CompatMetrics::new().unwrap());
+    let mut head = mock.with_chain(|c| c.head());
+    for n in 1..=3 {
+        head = slot(&compat, head, 2 * n).await.unwrap();
+    }
+    assert_eq!(mock.with_chain(|c| c.head()), head);
+    let v4_calls = mock.requests_for("engine_newPayloadV4");
+    assert_eq!(v4_calls.len(), 3);
+    assert!(
+        v4_calls[0].params.get(3).is_some_and(|r| r.is_array()),
+        "the execution requests went out: {:?}",
+        v4_calls[0].params
+    );
+    // v4 refuses a Prague payload (it is Cancun-era and later).
+    compat.set_mode(CompatMode::V4Only);
+    assert!(slot(&compat, head, 8).await.is_err());
+}

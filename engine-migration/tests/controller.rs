@@ -317,12 +317,21 @@ async fn the_controller_walks_the_compat_client_from_v4_to_v5_on_the_mock() {
     assert_eq!(run.await.unwrap().unwrap(), Stage::Complete);
     assert_eq!(controller.target().mode(), CompatMode::V5Only);
     println!("compat modes seen: {modes:?} over {} slots", timestamp / 2);
-    assert!(modes.contains(&CompatMode::Parallel));
-    assert!(modes.contains(&CompatMode::Canary(10)) || modes.contains(&CompatMode::Canary(50)));
+    let stages: Vec<Stage> = controller.history().iter().map(|t| t.to).collect();
+    assert_eq!(
+        stages,
+        vec![
+            Stage::ParallelTesting,
+            Stage::Canary(10),
+            Stage::Canary(50),
+            Stage::Complete
+        ]
+    );
+    assert!(controller.rollback_record().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_mismatch_during_the_adapter_canary_rolls_the_node_back_to_legacy() {
+async fn a_mismatch_during_parallel_testing_rolls_the_node_back_to_legacy() {
     // Legacy and actor on one EL, but the actor pays a different fee recipient: its blocks
     // differ, which parallel testing catches at the first comparison.
     let el = mock().await;
@@ -382,5 +391,36 @@ async fn a_mismatch_during_the_adapter_canary_rolls_the_node_back_to_legacy() {
         .unwrap();
     let hash = controller.target().commit_block(built).await.unwrap();
     assert_eq!(el.with_chain(|c| c.head()), hash);
+    system.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_rolled_back_adapter_refuses_to_be_moved_on_until_acknowledged() {
+    let el = mock().await;
+    let options = ClientOptions::new(el.url(), el.jwt_secret());
+    let direct = DirectEngine::new(HttpExecutionClient::connect(options.clone()).await.unwrap())
+        .await
+        .unwrap();
+    let system = EngineSystem::start_with_options(EngineConfig::default(), vec![options])
+        .await
+        .unwrap();
+    let adapter = MigrationAdapter::new(
+        direct,
+        Engine::new(system.handle()),
+        MigrationMode::Parallel,
+        AdapterConfig::default(),
+        MigrationMetrics::new().unwrap(),
+    );
+    adapter
+        .rollback(RollbackReason::Manual("drill".into()))
+        .await
+        .unwrap();
+    let err = adapter.enter(Stage::Canary(5)).await.unwrap_err();
+    assert!(err.to_string().contains("acknowledge"), "{err}");
+    assert_eq!(adapter.mode(), MigrationMode::Rollback);
+    adapter.set_mode(MigrationMode::LegacyOnly);
+    adapter.enter(Stage::Canary(5)).await.unwrap();
+    assert_eq!(adapter.mode(), MigrationMode::Canary(5));
+    drop(adapter);
     system.shutdown().await;
 }
