@@ -744,24 +744,24 @@ where
     /// reads with writes).
     fn health(&self) -> HealthSample {
         let mut sample = HealthSample {
-            baseline: self.stats[Path::Legacy.index()].sample(),
-            candidate: self.stats[Path::Actor.index()].sample(),
+            baseline: self.stats[Path::Legacy.index()].counts(),
+            candidate: self.stats[Path::Actor.index()].counts(),
             comparisons: self.comparisons.load(Ordering::Relaxed),
             mismatches: self.mismatches.load(Ordering::Relaxed),
         };
-        let mut busiest = 0;
-        let (mut base, mut cand) = (None, None);
-        for op in 0..Operation::COUNT {
-            let b = self.op_stats[Path::Legacy.index()][op].sample();
-            let c = self.op_stats[Path::Actor.index()][op].sample();
-            if b.p50.is_some() && c.p50.is_some() && c.calls > busiest {
-                busiest = c.calls;
-                (base, cand) = (Some(b), Some(c));
+        // Pick the operation by counts first; only its two histograms are read.
+        let busiest = (0..Operation::COUNT)
+            .filter(|&op| self.op_stats[Path::Legacy.index()][op].counts().calls > 0)
+            .max_by_key(|&op| self.op_stats[Path::Actor.index()][op].counts().calls)
+            .filter(|&op| self.op_stats[Path::Actor.index()][op].counts().calls > 0);
+        if let Some(op) = busiest {
+            for (side, path) in [
+                (&mut sample.baseline, Path::Legacy),
+                (&mut sample.candidate, Path::Actor),
+            ] {
+                let from = self.op_stats[path.index()][op].sample();
+                (side.p50, side.p95, side.p99) = (from.p50, from.p95, from.p99);
             }
-        }
-        for (side, from) in [(&mut sample.baseline, base), (&mut sample.candidate, cand)] {
-            let from = from.unwrap_or_default();
-            (side.p50, side.p95, side.p99) = (from.p50, from.p95, from.p99);
         }
         sample
     }

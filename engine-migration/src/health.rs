@@ -101,8 +101,18 @@ impl PathStats {
         self.errors.store(0, Ordering::Relaxed);
         if let Ok(mut guard) = self.latency_micros.lock()
             && let Some(h) = guard.as_mut()
+            && !h.is_empty()
         {
             h.reset();
+        }
+    }
+
+    /// Calls and errors only (no percentiles: cheap enough for every call).
+    pub fn counts(&self) -> PathSample {
+        PathSample {
+            calls: self.calls.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            ..PathSample::default()
         }
     }
 }
