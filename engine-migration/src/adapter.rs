@@ -17,8 +17,9 @@
 //! overlap, whichever path makes them: one node has one EL, and EthereumJS, asked to build the
 //! same payload twice at once, returned two blocks with different state roots.
 //!
-//! A path that sat out committed blocks (the actor in `LegacyOnly`, legacy in `ActorOnly`) is
-//! marked stale and adopts the other path's forkchoice and withdrawal index (one
+//! Every state change (commit, finalize, adoption) gets a sequence number per path; a path that
+//! has not applied the other's latest (the actor after `LegacyOnly`, legacy after `ActorOnly`, a
+//! follower whose repeat failed) adopts the other path's forkchoice and withdrawal index (one
 //! forkchoiceUpdated) before its next call. The mode lives in one atomic: a switch is effective
 //! on the next call, and a call in flight finishes in the mode it started in. Shadow work queued
 //! before a switch is dropped.
@@ -373,7 +374,7 @@ where
     L: MigrationPath + 'static,
     A: MigrationPath + 'static,
 {
-    /// Both paths in `mode`. The actor is taken as stale: before its first call it adopts the
+    /// Both paths in `mode`. The actor starts behind: before its first call it adopts the
     /// legacy forkchoice (or call [`Self::initialize_actor_from_legacy`] now). Needs a Tokio
     /// runtime (it spawns the shadow worker).
     pub fn new(
