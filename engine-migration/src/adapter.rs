@@ -322,6 +322,22 @@ struct Shared<L, A> {
     metrics: MigrationMetrics,
 }
 
+/// How a successful state change is numbered.
+#[derive(Debug, Clone, Copy)]
+enum Numbering {
+    /// A new change (the answering path).
+    New,
+    /// A repeat of change `seq` (a follower).
+    Repeat(u64),
+}
+
+/// A numbered state change: the path had applied `before`, the change is `seq`.
+#[derive(Debug, Clone, Copy)]
+struct Change {
+    before: u64,
+    seq: u64,
+}
+
 /// A message for the shadow worker.
 enum ShadowJob {
     /// Repeat a legacy call on the actor, unless the mode changed since `epoch`.
@@ -338,14 +354,13 @@ enum ShadowWork {
         add_balances: Vec<AddBalance>,
         legacy: Box<ExecutionPayload>,
     },
-    /// Legacy committed `payload` as state change `seq`; it had applied `before` until then.
+    /// Legacy committed `payload` as state change `change`.
     Commit {
         payload: Box<ExecutionData>,
-        before: u64,
-        seq: u64,
+        change: Change,
     },
-    /// Legacy finalized `hash` as state change `seq` (`before`: as above).
-    Finalize { hash: B256, before: u64, seq: u64 },
+    /// Legacy finalized `hash` as state change `change`.
+    Finalize { hash: B256, change: Change },
 }
 
 /// Runs the legacy engine and the actor side by side; see the [module docs](self).
@@ -446,8 +461,9 @@ where
         &self.shared.metrics
     }
 
-    /// Make the actor adopt the legacy engine's head, safe and finalized now (one call; one
-    /// forkchoiceUpdated).
+    /// Make the actor adopt the legacy engine's head, safe, finalized and next withdrawal index
+    /// now (one call; one forkchoiceUpdated). Refused, changing nothing, when legacy is behind
+    /// the actor (after `ActorOnly`, say): that would rewind the execution client.
     pub async fn initialize_actor_from_legacy(&self) -> Result<(), EngineError> {
         self.shared.adopt(Path::Actor, true).await
     }
@@ -577,24 +593,24 @@ where
         answer: Path,
         fallback: bool,
         call: F,
-    ) -> (Path, Result<T, EngineError>)
+    ) -> (Path, Result<T, EngineError>, Option<Change>)
     where
         F: Fn(Path) -> Fut,
         Fut: Future<Output = Result<T, EngineError>>,
     {
-        // (result, whether the path could not answer at all)
-        let (first, unable) = match self.shared.ensure_synced(answer).await {
+        // (result, its number, whether the path could not answer at all)
+        let (first, change, unable) = match self.shared.ensure_synced(answer).await {
             Ok(()) => {
-                let result = self.shared.timed(answer, op, call(answer)).await;
+                let (result, change) = self.shared.timed(answer, op, call(answer)).await;
                 let unable = result
                     .as_ref()
                     .is_err_and(|e| e.severity() != Severity::Rejected);
-                (result, unable)
+                (result, change, unable)
             }
             // It could not even catch up: whatever the error, it cannot answer.
             Err(e) => {
                 self.shared.stats[answer.index()].record_failure();
-                (Err(e), true)
+                (Err(e), None, true)
             }
         };
         match first {
@@ -608,35 +624,34 @@ where
                     .fallbacks
                     .with_label_values(&[op.as_str()])
                     .inc();
-                let second = match self.shared.ensure_synced(Path::Legacy).await {
+                let (second, change) = match self.shared.ensure_synced(Path::Legacy).await {
                     Ok(()) => {
                         self.shared
                             .timed(Path::Legacy, op, call(Path::Legacy))
                             .await
                     }
-                    Err(e) => Err(e),
+                    Err(e) => (Err(e), None),
                 };
-                (Path::Legacy, second)
+                (Path::Legacy, second, change)
             }
-            other => (answer, other),
+            other => (answer, other, change),
         }
     }
 
-    /// The answer of [`Self::primary_with_fallback`] alone.
+    /// The answer of [`Self::primary_with_fallback`] and the number of its change.
     async fn answer_with<T, F, Fut>(
         &self,
         op: Operation,
         answer: Path,
         fallback: bool,
         call: F,
-    ) -> Result<T, EngineError>
+    ) -> (Result<T, EngineError>, Option<Change>)
     where
         F: Fn(Path) -> Fut,
         Fut: Future<Output = Result<T, EngineError>>,
     {
-        self.primary_with_fallback(op, answer, fallback, call)
-            .await
-            .1
+        let (_, result, change) = self.primary_with_fallback(op, answer, fallback, call).await;
+        (result, change)
     }
 
     /// Parallel mode: both paths brought up to date first, then legacy's call, then — only if
@@ -649,25 +664,21 @@ where
     ) -> (Result<T, EngineError>, Option<Result<T, EngineError>>) {
         let s = &self.shared;
         let actor_ready = s.ensure_synced(Path::Actor).await;
-        let legacy = match s.ensure_synced(Path::Legacy).await {
+        let (legacy, change) = match s.ensure_synced(Path::Legacy).await {
             Ok(()) => s.timed(Path::Legacy, op, legacy).await,
-            Err(e) => Err(e),
+            Err(e) => (Err(e), None),
         };
         if legacy.is_err() {
             return (legacy, None);
         }
-        let changes_state = matches!(op, Operation::Commit | Operation::Finalize);
-        let seq = changes_state.then(|| s.wrote(Path::Legacy));
+        let numbering = change.map_or(Numbering::New, |c| Numbering::Repeat(c.seq));
         let actor = match actor_ready {
-            Ok(()) => s.timed(Path::Actor, op, actor).await,
+            Ok(()) => s.timed_numbered(Path::Actor, op, actor, numbering).await.0,
             Err(e) => {
                 s.stats[Path::Actor.index()].record_failure();
                 Err(e)
             }
         };
-        if let (Some(seq), Ok(_)) = (seq, &actor) {
-            s.followed(Path::Actor, seq);
-        }
         (legacy, Some(actor))
     }
 
@@ -720,15 +731,19 @@ where
         // The follower must be up to date before the write it is to repeat.
         let follower = answer.other();
         let follower_ready = follows && self.shared.ensure_synced(follower).await.is_ok();
-        let (answered, result) = self.primary_with_fallback(op, answer, follows, &call).await;
-        if result.is_ok() {
-            let seq = self.shared.wrote(answered);
-            // (When legacy answered after the actor failed, the actor is simply behind.)
-            if answered == answer && follower_ready {
-                match self.shared.timed(follower, op, call(follower)).await {
-                    Ok(_) => self.shared.followed(follower, seq),
-                    Err(e) => self.shared.follower_failed(follower, op, &e),
-                }
+        let (answered, result, change) =
+            self.primary_with_fallback(op, answer, follows, &call).await;
+        // (When legacy answered after the actor failed, the actor is simply behind.)
+        if let Some(change) = change
+            && answered == answer
+            && follower_ready
+        {
+            let (repeated, _) = self
+                .shared
+                .timed_numbered(follower, op, call(follower), Numbering::Repeat(change.seq))
+                .await;
+            if let Err(e) = repeated {
+                self.shared.follower_failed(follower, op, &e);
             }
         }
         result
@@ -786,20 +801,49 @@ where
     }
 
     /// One call on `path`, timed and counted; calls that change the EL's state take the write
-    /// lock first.
+    /// lock first. A successful commit or finalization is numbered as a new state change.
     async fn timed<T>(
         &self,
         path: Path,
         op: Operation,
         call: impl Future<Output = Result<T, EngineError>>,
-    ) -> Result<T, EngineError> {
+    ) -> (Result<T, EngineError>, Option<Change>) {
+        self.timed_numbered(path, op, call, Numbering::New).await
+    }
+
+    /// [`Self::timed`], numbering a success as `numbering` says. The number is taken before the
+    /// write lock is released, so no other write can land between a change and its number.
+    async fn timed_numbered<T>(
+        &self,
+        path: Path,
+        op: Operation,
+        call: impl Future<Output = Result<T, EngineError>>,
+        numbering: Numbering,
+    ) -> (Result<T, EngineError>, Option<Change>) {
         let _writing = match op {
             Operation::Build | Operation::Commit | Operation::Finalize => {
                 Some(self.el_writes.lock().await)
             }
             Operation::GetBlock | Operation::GetReceipt => None,
         };
-        self.timed_holding_lock(path, op, call).await
+        let result = self.timed_holding_lock(path, op, call).await;
+        let change = match (&result, op) {
+            (Ok(_), Operation::Commit | Operation::Finalize) => match numbering {
+                Numbering::New => {
+                    let before = self.applied[path.index()].load(Ordering::Acquire);
+                    Some(Change {
+                        before,
+                        seq: self.wrote(path),
+                    })
+                }
+                Numbering::Repeat(seq) => {
+                    self.followed(path, seq);
+                    None
+                }
+            },
+            _ => None,
+        };
+        (result, change)
     }
 
     /// [`Self::timed`] for a caller that already holds the write lock.
@@ -844,13 +888,24 @@ where
         self.adopt(path, false).await
     }
 
-    /// `path` adopts the other path's state (when behind, or always with `force`).
+    /// `path` adopts the other path's state (when behind, or always with `force` — but never
+    /// from a source that is itself behind: that would rewind the EL).
     async fn adopt(&self, path: Path, force: bool) -> Result<(), EngineError> {
         let _writing = self.el_writes.lock().await;
         if !force && self.in_sync(path) {
             return Ok(());
         }
         let source = path.other();
+        if !self.in_sync(source) {
+            return Err(EngineError::invalid_request(
+                "path",
+                format!(
+                    "the {} path is behind the {} path (it has not applied the latest commit or finalization); adopting its state would rewind the execution client",
+                    source.as_str(),
+                    path.as_str()
+                ),
+            ));
+        }
         let source_applied = self.applied[source.index()].load(Ordering::Acquire);
         let state = match source {
             Path::Legacy => self.legacy.path_state().await?,
@@ -860,11 +915,7 @@ where
             Path::Legacy => self.legacy.adopt(state).await?,
             Path::Actor => self.actor.adopt(state).await?,
         }
-        if force {
-            self.applied[path.index()].store(source_applied, Ordering::Release);
-        } else {
-            self.applied[path.index()].fetch_max(source_applied, Ordering::AcqRel);
-        }
+        self.applied[path.index()].fetch_max(source_applied, Ordering::AcqRel);
         self.metrics
             .adoptions
             .with_label_values(&[path.as_str()])
@@ -946,7 +997,7 @@ where
     A: MigrationPath,
 {
     while let Some(job) = jobs.recv().await {
-        let work = match job {
+        let (epoch, work) = match job {
             ShadowJob::Flush(done) => {
                 let _ = done.send(());
                 continue;
@@ -956,15 +1007,15 @@ where
                     shared.shadow_dropped();
                     continue;
                 }
-                work
+                (epoch, work)
             }
         };
         // Ready when the actor has applied everything legacy had before this job's own change
         // (which the job repeats); otherwise it adopts legacy's state first.
         let ready = match &work {
             ShadowWork::Build { .. } => shared.in_sync(Path::Actor),
-            ShadowWork::Commit { before, .. } | ShadowWork::Finalize { before, .. } => {
-                shared.applied[Path::Actor.index()].load(Ordering::Acquire) >= *before
+            ShadowWork::Commit { change, .. } | ShadowWork::Finalize { change, .. } => {
+                shared.applied[Path::Actor.index()].load(Ordering::Acquire) >= change.before
             }
         };
         if !ready && let Err(e) = shared.ensure_synced(Path::Actor).await {
@@ -972,7 +1023,7 @@ where
             warn!(error = %e, "shadow: the actor could not adopt the legacy state");
             continue;
         }
-        shared.run_shadow_work(work).await;
+        shared.run_shadow_work(epoch, work).await;
     }
 }
 
@@ -991,22 +1042,30 @@ where
     /// One shadow job, under the write lock: the check that legacy is still where the job
     /// expects and the actor's call happen with no legacy write in between, so the actor
     /// never moves the EL's head or finalized block backwards.
-    async fn run_shadow_work(&self, work: ShadowWork) {
+    async fn run_shadow_work(&self, epoch: u64, work: ShadowWork) {
         let _writing = self.el_writes.lock().await;
-        if !self.in_sync(Path::Legacy) {
+        // Checked again under the lock: a switch may have come while the job waited for it.
+        if epoch != self.epoch.load(Ordering::Acquire) || !self.in_sync(Path::Legacy) {
             // The actor has applied changes legacy has not (another mode ran since): legacy's
             // view is not the chain's any more, so this job has nothing left to compare.
             self.shadow_dropped();
             return;
         }
-        let legacy = match self.legacy.path_state().await {
-            Ok(state) => state.forkchoice,
-            Err(e) => {
-                warn!(error = %e, "shadow: could not read the legacy state; job dropped");
+        let (legacy, actor) = match (
+            self.legacy.path_state().await,
+            self.actor.path_state().await,
+        ) {
+            (Ok(l), Ok(a)) => (l.forkchoice, a.forkchoice),
+            (Err(e), _) | (_, Err(e)) => {
+                warn!(error = %e, "shadow: could not read the paths' state; job dropped");
                 self.shadow_dropped();
                 return;
             }
         };
+        // The actor's call carries its whole forkchoice: it may run only if that forkchoice
+        // (with the job's own change) is the EL's, or it would move the EL back.
+        let same_safe_and_finalized = legacy.safe_block_hash == actor.safe_block_hash
+            && legacy.finalized_block_hash == actor.finalized_block_hash;
         match work {
             ShadowWork::Build {
                 timestamp,
@@ -1014,9 +1073,9 @@ where
                 add_balances,
                 legacy: legacy_payload,
             } => {
-                if legacy.head_block_hash != parent {
-                    // Legacy committed past this build's parent: building there now would
-                    // ask the EL to rewind its head (which the spec lets it refuse).
+                if legacy.head_block_hash != parent || !same_safe_and_finalized {
+                    // Legacy moved past this build's parent (or finalized since): building
+                    // there now would ask the EL to rewind (which the spec lets it refuse).
                     self.shadow_dropped();
                     return;
                 }
@@ -1033,9 +1092,10 @@ where
                     self.compared(Operation::Build, &mismatches);
                 }
             }
-            ShadowWork::Commit { payload, seq, .. } => {
+            ShadowWork::Commit { payload, change } => {
+                let seq = change.seq;
                 let expected = payload.payload.block_hash();
-                if legacy.head_block_hash != expected {
+                if legacy.head_block_hash != expected || !same_safe_and_finalized {
                     self.shadow_dropped();
                     return;
                 }
@@ -1067,8 +1127,11 @@ where
                     }
                 }
             }
-            ShadowWork::Finalize { hash, seq, .. } => {
-                if legacy.finalized_block_hash != hash {
+            ShadowWork::Finalize { hash, change } => {
+                let seq = change.seq;
+                if legacy.finalized_block_hash != hash
+                    || legacy.head_block_hash != actor.head_block_hash
+                {
                     self.shadow_dropped();
                     return;
                 }
@@ -1127,7 +1190,7 @@ where
                 l
             }
             MigrationMode::Shadow => {
-                let result = self
+                let (result, _) = self
                     .answer_with(Operation::Build, Path::Legacy, false, |_| {
                         s.legacy
                             .build_block(timestamp, payload_head, add_balances.clone())
@@ -1165,6 +1228,7 @@ where
                     }
                 })
                 .await
+                .0
             }
         };
         self.after_call(mode).await;
@@ -1199,20 +1263,17 @@ where
                 // Let the shadow build of this slot run first (it must build on the parent
                 // before legacy moves the head), but never wait long for the actor.
                 let _ = tokio::time::timeout(self.shadow_wait, self.shadow_idle()).await;
-                let result = self
+                let (result, change) = self
                     .answer_with(Operation::Commit, Path::Legacy, false, |_| {
                         s.legacy.commit_block(payload.clone())
                     })
                     .await;
-                if result.is_ok() {
-                    let before = s.applied[Path::Legacy.index()].load(Ordering::Acquire);
-                    let seq = s.wrote(Path::Legacy);
+                if let Some(change) = change {
                     self.enqueue(
                         epoch,
                         ShadowWork::Commit {
                             payload: Box::new(payload),
-                            before,
-                            seq,
+                            change,
                         },
                     );
                 }
@@ -1257,15 +1318,16 @@ where
                 l
             }
             MigrationMode::Shadow => {
-                let result = self
+                // As for a commit: the shadow commit of this block runs first, so the actor's
+                // forkchoiceUpdated never carries an older finalized block than the EL's.
+                let _ = tokio::time::timeout(self.shadow_wait, self.shadow_idle()).await;
+                let (result, change) = self
                     .answer_with(Operation::Finalize, Path::Legacy, false, |_| {
                         s.legacy.set_finalized(hash)
                     })
                     .await;
-                if result.is_ok() {
-                    let before = s.applied[Path::Legacy.index()].load(Ordering::Acquire);
-                    let seq = s.wrote(Path::Legacy);
-                    self.enqueue(epoch, ShadowWork::Finalize { hash, before, seq });
+                if let Some(change) = change {
+                    self.enqueue(epoch, ShadowWork::Finalize { hash, change });
                 }
                 result
             }
@@ -1303,7 +1365,8 @@ where
                     Path::Actor => s.actor.get_block_with_txs(&hash).await,
                 }
             })
-            .await;
+            .await
+            .0;
         self.after_call(mode).await;
         result
     }
@@ -1323,7 +1386,8 @@ where
                     Path::Actor => s.actor.get_transaction_receipt(tx).await,
                 }
             })
-            .await;
+            .await
+            .0;
         self.after_call(mode).await;
         result
     }

@@ -648,6 +648,14 @@ async fn switching_modes_under_load_loses_nothing_and_never_disagrees() {
     assert!(switches > 30, "the modes really changed under the slots");
     assert!(committed.iter().all(Option::is_some), "{committed:?}");
     assert_eq!(p.legacy_el.with_chain(|c| c.head()), committed[29].unwrap());
+    let chain: Vec<B256> = committed.iter().flatten().copied().collect();
+    for field in ["headBlockHash", "finalizedBlockHash"] {
+        let numbers = forkchoice_numbers(&p.legacy_el, field, &chain);
+        assert!(
+            numbers.windows(2).all(|w| w[0] <= w[1]),
+            "the EL's {field} went back: {numbers:?}"
+        );
+    }
     let text = adapter.metrics().render();
     assert!(
         !text.contains("outcome=\"mismatch\""),
@@ -814,4 +822,72 @@ async fn late_shadow_builds_are_dropped_not_run_against_a_moved_head() {
     assert!(heads.windows(2).all(|w| w[0] <= w[1]), "{heads:?}");
     drop(adapter);
     system.shutdown().await;
+}
+
+/// Block numbers of the `field` hashes in every forkchoiceUpdated the EL received, in order.
+fn forkchoice_numbers(el: &MockExecutionLayer, field: &str, chain: &[B256]) -> Vec<usize> {
+    let genesis = el.with_chain(|c| c.genesis_hash());
+    el.requests_for("engine_forkchoiceUpdated")
+        .iter()
+        .filter_map(|r| {
+            let hash = r.params.get(0)?.get(field)?.as_str()?.to_owned();
+            std::iter::once(genesis)
+                .chain(chain.iter().copied())
+                .position(|b| format!("{b:#x}") == hash)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn shadow_never_moves_the_els_head_or_finalized_block_back() {
+    let config = AdapterConfig {
+        thresholds: Thresholds::disabled(),
+        ..AdapterConfig::default()
+    };
+    let p = paths(MigrationMode::Shadow, Faults::None, config, true).await;
+    p.adapter.initialize_actor_from_legacy().await.unwrap();
+    let committed: Vec<B256> = run_slots(&p.adapter, 1, 6)
+        .await
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
+    p.adapter.shadow_idle().await;
+    for field in ["headBlockHash", "finalizedBlockHash", "safeBlockHash"] {
+        let numbers = forkchoice_numbers(&p.legacy_el, field, &committed);
+        assert!(numbers.len() >= 12, "{field}: {numbers:?}");
+        assert!(
+            numbers.windows(2).all(|w| w[0] <= w[1]),
+            "{field} went back: {numbers:?}"
+        );
+    }
+    let report = p.adapter.report();
+    assert_eq!(report.health.mismatches, 0, "{report:#?}");
+    assert!(report.health.comparisons >= 12, "{report:#?}");
+    drop(p.adapter);
+    p.system.shutdown().await;
+}
+
+#[tokio::test]
+async fn initializing_from_a_legacy_path_that_is_behind_is_refused_and_rewinds_nothing() {
+    let config = AdapterConfig {
+        thresholds: Thresholds::disabled(),
+        ..AdapterConfig::default()
+    };
+    let p = paths(MigrationMode::ActorOnly, Faults::None, config, true).await;
+    let committed = run_slots(&p.adapter, 1, 3).await;
+    let head = committed[2].unwrap();
+    let err = p.adapter.initialize_actor_from_legacy().await.unwrap_err();
+    assert!(err.to_string().contains("would rewind"), "{err}");
+    assert_eq!(p.legacy_el.with_chain(|c| c.head()), head);
+    assert_eq!(
+        p.adapter
+            .actor()
+            .forkchoice_state()
+            .await
+            .unwrap()
+            .head_block_hash,
+        head
+    );
+    drop(p.adapter);
+    p.system.shutdown().await;
 }

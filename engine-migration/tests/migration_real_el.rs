@@ -60,6 +60,8 @@ async fn adapter_run(mode: MigrationMode) {
                 max_latency_regression: None,
                 ..Thresholds::default()
             },
+            // A busy machine must not turn a slow shadow build into a dropped comparison.
+            shadow_wait: Duration::from_secs(30),
             ..AdapterConfig::default()
         },
         MigrationMetrics::new().unwrap(),
