@@ -14,14 +14,22 @@ use tracing::Instrument;
 
 #[test]
 fn spans_reach_an_otlp_receiver_with_service_name_and_parentage() {
+    // The receiver and the engine run on separate runtimes: the engine's is shut down before
+    // the final flush, so every task holding a span is gone and every span has ended (a span
+    // still held by a lingering task would keep its parents, the slot span among them, open).
+    let receiver_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let receiver = runtime.block_on(OtlpReceiver::start()).unwrap();
-    // SAFETY: set before any other thread of this process reads the environment (the runtime's
-    // workers only run the receiver, which does not).
+    let receiver = receiver_runtime.block_on(OtlpReceiver::start()).unwrap();
+    // SAFETY: set before any other thread of this process reads the environment (the
+    // receiver's worker does not read it; the engine's runtime has nothing to run yet).
     unsafe {
         std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint());
         std::env::set_var("OTEL_SERVICE_NAME", "alys-engine-under-test");
@@ -53,6 +61,7 @@ fn spans_reach_an_otlp_receiver_with_service_name_and_parentage() {
         .await;
         system.shutdown().await;
     });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     drop(guard); // flushes the batch exporter
 
     let spans = receiver.spans();
