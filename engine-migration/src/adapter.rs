@@ -47,7 +47,7 @@ use tracing::{info, warn};
 
 use crate::{
     ab::{AbSplit, Side},
-    health::{HealthSample, PathStats, RollbackReason, RollbackRecord, Thresholds},
+    health::{HealthSample, PathSample, PathStats, RollbackReason, RollbackRecord, Thresholds},
     legacy::{LegacyEngine, MigrationPath, Mismatch, StateValidator},
     metrics::MigrationMetrics,
 };
@@ -301,9 +301,8 @@ struct Shared<L, A> {
     legacy: L,
     actor: A,
     validator: StateValidator,
-    /// Calls and errors per path.
-    stats: [PathStats; 2],
-    /// Latency per path and operation: the health check compares like with like.
+    /// Calls, errors and latency per path and operation (the health check compares latency
+    /// operation by operation; a path's calls and errors are the sums).
     op_stats: [[PathStats; Operation::COUNT]; 2],
     /// The sequence number of the last state change (commit, finalize, adoption) each path
     /// has applied; a path behind the other adopts the other's state before it is used.
@@ -404,7 +403,6 @@ where
             legacy,
             actor,
             validator: config.validator,
-            stats: [PathStats::new(), PathStats::new()],
             op_stats: Default::default(),
             // The actor starts one change behind: it adopts legacy's state before its first call.
             applied: [AtomicU64::new(1), AtomicU64::new(0)],
@@ -542,7 +540,7 @@ where
 
     fn reset_stats(&self) {
         let s = &self.shared;
-        for stats in s.stats.iter().chain(s.op_stats.iter().flatten()) {
+        for stats in s.op_stats.iter().flatten() {
             stats.reset();
         }
         for counter in [
@@ -609,7 +607,7 @@ where
             }
             // It could not even catch up: whatever the error, it cannot answer.
             Err(e) => {
-                self.shared.stats[answer.index()].record_failure();
+                self.shared.op_stats[answer.index()][op.index()].record_failure();
                 (Err(e), None, true)
             }
         };
@@ -675,11 +673,27 @@ where
         let actor = match actor_ready {
             Ok(()) => s.timed_numbered(Path::Actor, op, actor, numbering).await.0,
             Err(e) => {
-                s.stats[Path::Actor.index()].record_failure();
+                s.op_stats[Path::Actor.index()][op.index()].record_failure();
                 Err(e)
             }
         };
         (legacy, Some(actor))
+    }
+
+    /// A read, keyed by the hash it reads: routed by the mode (by the key in canary mode),
+    /// falling back to legacy when the actor cannot answer in canary and actor-primary.
+    async fn read<T, F, Fut>(&self, op: Operation, key: &B256, call: F) -> Result<T, EngineError>
+    where
+        F: Fn(Path) -> Fut,
+        Fut: Future<Output = Result<T, EngineError>>,
+    {
+        let mode = self.mode();
+        let fallback = matches!(mode, MigrationMode::ActorPrimary | MigrationMode::Canary(_));
+        let (result, _) = self
+            .answer_with(op, Self::reading(mode, key), fallback, call)
+            .await;
+        self.after_call(mode).await;
+        result
     }
 
     /// Which path answers slot-bound calls in `mode` for the slot at `timestamp`.
@@ -760,8 +774,8 @@ where
     /// reads with writes).
     fn health(&self) -> HealthSample {
         let mut sample = HealthSample {
-            baseline: self.stats[Path::Legacy.index()].counts(),
-            candidate: self.stats[Path::Actor.index()].counts(),
+            baseline: self.counts(Path::Legacy),
+            candidate: self.counts(Path::Actor),
             comparisons: self.comparisons.load(Ordering::Relaxed),
             mismatches: self.mismatches.load(Ordering::Relaxed),
         };
@@ -780,6 +794,18 @@ where
             }
         }
         sample
+    }
+
+    /// A path's calls and errors over every operation.
+    fn counts(&self, path: Path) -> PathSample {
+        self.op_stats[path.index()]
+            .iter()
+            .map(PathStats::counts)
+            .fold(PathSample::default(), |sum, c| PathSample {
+                calls: sum.calls + c.calls,
+                errors: sum.errors + c.errors,
+                ..sum
+            })
     }
 
     /// Whether `path` has applied every state change the other path has.
@@ -856,7 +882,6 @@ where
         let started = Instant::now();
         let result = call.await;
         let elapsed = started.elapsed();
-        self.stats[path.index()].record(elapsed, result.is_ok());
         self.op_stats[path.index()][op.index()].record(elapsed, result.is_ok());
         let outcome = if result.is_ok() { "ok" } else { "error" };
         self.metrics
@@ -1019,7 +1044,12 @@ where
             }
         };
         if !ready && let Err(e) = shared.ensure_synced(Path::Actor).await {
-            shared.stats[Path::Actor.index()].record_failure();
+            let op = match &work {
+                ShadowWork::Build { .. } => Operation::Build,
+                ShadowWork::Commit { .. } => Operation::Commit,
+                ShadowWork::Finalize { .. } => Operation::Finalize,
+            };
+            shared.op_stats[Path::Actor.index()][op.index()].record_failure();
             warn!(error = %e, "shadow: the actor could not adopt the legacy state");
             continue;
         }
@@ -1353,43 +1383,28 @@ where
     }
 
     async fn get_block_with_txs(&self, hash: &B256) -> Result<Option<Block>, EngineError> {
-        let mode = self.mode();
-        let s = &self.shared;
-        let answer = Self::reading(mode, hash);
-        let fallback = matches!(mode, MigrationMode::ActorPrimary | MigrationMode::Canary(_));
-        let hash = *hash;
-        let result = self
-            .answer_with(Operation::GetBlock, answer, fallback, |path| async move {
-                match path {
-                    Path::Legacy => s.legacy.get_block_with_txs(&hash).await,
-                    Path::Actor => s.actor.get_block_with_txs(&hash).await,
-                }
-            })
-            .await
-            .0;
-        self.after_call(mode).await;
-        result
+        let (s, hash) = (&self.shared, *hash);
+        self.read(Operation::GetBlock, &hash, |path| async move {
+            match path {
+                Path::Legacy => s.legacy.get_block_with_txs(&hash).await,
+                Path::Actor => s.actor.get_block_with_txs(&hash).await,
+            }
+        })
+        .await
     }
 
     async fn get_transaction_receipt(
         &self,
         tx: B256,
     ) -> Result<Option<TransactionReceipt>, EngineError> {
-        let mode = self.mode();
         let s = &self.shared;
-        let answer = Self::reading(mode, &tx);
-        let fallback = matches!(mode, MigrationMode::ActorPrimary | MigrationMode::Canary(_));
-        let result = self
-            .answer_with(Operation::GetReceipt, answer, fallback, |path| async move {
-                match path {
-                    Path::Legacy => s.legacy.get_transaction_receipt(tx).await,
-                    Path::Actor => s.actor.get_transaction_receipt(tx).await,
-                }
-            })
-            .await
-            .0;
-        self.after_call(mode).await;
-        result
+        self.read(Operation::GetReceipt, &tx, |path| async move {
+            match path {
+                Path::Legacy => s.legacy.get_transaction_receipt(tx).await,
+                Path::Actor => s.actor.get_transaction_receipt(tx).await,
+            }
+        })
+        .await
     }
 }
 

@@ -41,7 +41,6 @@ pub mod health;
 pub mod legacy;
 pub mod lighthouse;
 pub mod metrics;
-mod sequence;
 
 pub use ab::{AbSplit, Side};
 pub use adapter::{AdapterConfig, AdapterReport, MigrationAdapter, MigrationMode};
