@@ -19,8 +19,8 @@
 use alloy_json_rpc::{Response, ResponsePayload, RpcError};
 use alloy_primitives::{B256, U64};
 use alloy_rpc_types_engine::{
-    ExecutionPayload, ExecutionPayloadBodiesV1, ExecutionPayloadEnvelopeV3,
-    ExecutionPayloadEnvelopeV4, ExecutionPayloadV1, ForkchoiceUpdated, PayloadStatus,
+    ExecutionPayload, ExecutionPayloadBodiesV1, ExecutionPayloadV1, ForkchoiceUpdated,
+    PayloadStatus,
 };
 use alloy_rpc_types_eth::{Block, Log, SyncStatus, TransactionReceipt};
 use alloy_transport::TransportErrorKind;
@@ -29,7 +29,10 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     Capabilities, SyncState, classify,
-    http::{WireClientVersion, WireEnvelopeV2, identity_from_client_versions, sync_state_from},
+    http::{
+        WireClientVersion, WireEnvelopeV2, WireEnvelopeV3, WireEnvelopeV4,
+        identity_from_client_versions, sync_state_from,
+    },
 };
 
 /// Every method [`decode_response`] knows, in a fixed order (the fuzz target picks by index).
@@ -131,12 +134,10 @@ pub fn decode_response(method: &str, body: &[u8]) -> Result<Decoded, EngineError
             Decoded::Payload(result_as::<WireEnvelopeV2>(method, r)?.payload(method)?)
         }
         "engine_getPayloadV3" => Decoded::Payload(ExecutionPayload::V3(
-            result_as::<ExecutionPayloadEnvelopeV3>(method, r)?.execution_payload,
+            result_as::<WireEnvelopeV3>(method, r)?.execution_payload,
         )),
         "engine_getPayloadV4" => Decoded::Payload(ExecutionPayload::V3(
-            result_as::<ExecutionPayloadEnvelopeV4>(method, r)?
-                .envelope_inner
-                .execution_payload,
+            result_as::<WireEnvelopeV4>(method, r)?.execution_payload,
         )),
         "engine_exchangeCapabilities" => Decoded::Capabilities(Capabilities::from_methods(
             result_as::<Vec<String>>(method, r)?,

@@ -2,17 +2,18 @@
 
 use std::{future::Future, path::Path, time::Duration};
 
+use alloy_eips::eip7685::Requests;
 use alloy_eips::{BlockId, BlockNumberOrTag, eip4844::kzg_to_versioned_hash};
 use alloy_json_rpc::RpcError;
 use alloy_network::Ethereum;
-use alloy_primitives::{Address, B256, Bytes, U64, U256};
+use alloy_primitives::{Address, B256, Bytes, FixedBytes, U64, U256};
 use alloy_provider::{Provider, RootProvider, ext::EngineApi};
 use alloy_rpc_client::ClientBuilder;
 use alloy_rpc_types_engine::{
     CancunPayloadFields, ExecutionData, ExecutionPayload, ExecutionPayloadBodiesV1,
     ExecutionPayloadInputV2, ExecutionPayloadSidecar, ExecutionPayloadV1, ExecutionPayloadV2,
-    ForkchoiceState, ForkchoiceUpdated, JwtSecret, PayloadAttributes, PayloadId, PayloadStatus,
-    PraguePayloadFields,
+    ExecutionPayloadV3, ForkchoiceState, ForkchoiceUpdated, JwtSecret, PayloadAttributes,
+    PayloadId, PayloadStatus, PraguePayloadFields,
 };
 use alloy_rpc_types_eth::{Block, Filter, Log, SyncStatus, TransactionReceipt};
 use alloy_transport::TransportErrorKind;
@@ -726,13 +727,18 @@ impl ExecutionClient for HttpExecutionClient {
                     block_value,
                 )
             }
+            // Not `EngineApi::get_payload_v3/v4`: their envelopes decode every blob (128 KiB
+            // each) although only the commitments are used, and a blob sent as a JSON array
+            // overflowed the stack of a debug build (found by the decoding proptest).
             Fork::Cancun => {
                 let env = self
                     .call_traced(name, deadline, true, &id_field, no_fields, || {
-                        self.engine.get_payload_v3(payload_id)
+                        self.engine
+                            .client()
+                            .request::<_, WireEnvelopeV3>(name, (payload_id,))
                     })
                     .await?;
-                let cancun = CancunPayloadFields::new(root()?, blob_hashes(&env.blobs_bundle));
+                let cancun = CancunPayloadFields::new(root()?, env.blobs_bundle.versioned_hashes());
                 (
                     ExecutionPayload::V3(env.execution_payload),
                     ExecutionPayloadSidecar::v3(cancun),
@@ -742,18 +748,19 @@ impl ExecutionClient for HttpExecutionClient {
             Fork::Prague => {
                 let env = self
                     .call_traced(name, deadline, true, &id_field, no_fields, || {
-                        self.engine.get_payload_v4(payload_id)
+                        self.engine
+                            .client()
+                            .request::<_, WireEnvelopeV4>(name, (payload_id,))
                     })
                     .await?;
-                let inner = env.envelope_inner;
-                let cancun = CancunPayloadFields::new(root()?, blob_hashes(&inner.blobs_bundle));
+                let cancun = CancunPayloadFields::new(root()?, env.blobs_bundle.versioned_hashes());
                 (
-                    ExecutionPayload::V3(inner.execution_payload),
+                    ExecutionPayload::V3(env.execution_payload),
                     ExecutionPayloadSidecar::v4(
                         cancun,
                         PraguePayloadFields::new(env.execution_requests),
                     ),
-                    inner.block_value,
+                    env.block_value,
                 )
             }
         };
@@ -992,10 +999,38 @@ impl WireEnvelopeV2 {
 /// For [`HttpExecutionClient::call_traced`] when the answer adds no span fields.
 fn no_fields<T>(_: &T, _: &Span) {}
 
-fn blob_hashes(bundle: &alloy_rpc_types_engine::BlobsBundleV1) -> Vec<B256> {
-    bundle
-        .commitments
-        .iter()
-        .map(|c| kzg_to_versioned_hash(c.as_slice()))
-        .collect()
+/// `engine_getPayloadV3`'s answer. The blobs bundle keeps only the commitments (for the
+/// versioned hashes `newPayload` needs); blobs and proofs are skipped unread.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireEnvelopeV3 {
+    pub(crate) execution_payload: ExecutionPayloadV3,
+    pub(crate) block_value: U256,
+    pub(crate) blobs_bundle: WireBlobsBundle,
+}
+
+/// `engine_getPayloadV4`'s answer: V3's plus the execution requests.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireEnvelopeV4 {
+    pub(crate) execution_payload: ExecutionPayloadV3,
+    pub(crate) block_value: U256,
+    pub(crate) blobs_bundle: WireBlobsBundle,
+    pub(crate) execution_requests: Requests,
+}
+
+/// The part of a blobs bundle the engine uses.
+#[derive(Debug, Deserialize)]
+pub(crate) struct WireBlobsBundle {
+    commitments: Vec<FixedBytes<48>>,
+}
+
+impl WireBlobsBundle {
+    /// The versioned hash of each commitment (EIP-4844).
+    pub(crate) fn versioned_hashes(&self) -> Vec<B256> {
+        self.commitments
+            .iter()
+            .map(|c| kzg_to_versioned_hash(c.as_slice()))
+            .collect()
+    }
 }

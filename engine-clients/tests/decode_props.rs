@@ -270,6 +270,31 @@ fn every_template_decodes() {
     assert_eq!(p.withdrawals.len(), 1);
 }
 
+/// Found by `mutated_real_answers_never_panic`: a blob sent as a JSON array made the alloy
+/// envelope build a 128 KiB array on the stack and overflowed a debug build's thread (the
+/// process aborted). The engine only uses the commitments; blobs are skipped unread. Runs on a
+/// thread with a small stack so a regression aborts here, not by chance.
+#[test]
+fn blobs_are_skipped_unread_even_when_malformed() {
+    let (_, v4) = templates()
+        .iter()
+        .find(|(m, _)| *m == "engine_getPayloadV4")
+        .unwrap();
+    let mut body: Value = serde_json::from_slice(v4).unwrap();
+    let bundle = &mut body["result"]["blobsBundle"];
+    bundle["blobs"] = json!([[], [1, 2, 3], "0xzz"]);
+    bundle["proofs"] = Value::Null;
+    bundle["commitments"] = json!([format!("0x{}", "ab".repeat(48))]);
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let decoded = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || decode_response("engine_getPayloadV4", &bytes))
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(matches!(decoded, Ok(Decoded::Payload(_))), "{decoded:?}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
 
