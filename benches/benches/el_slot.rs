@@ -78,6 +78,7 @@ fn main() {
                 suggested_fee_recipient: DEFAULT_FEE_RECIPIENT,
                 withdrawals: Some(vec![]),
                 parent_beacon_block_root: None,
+                ..Default::default()
             };
             let state = |h| ForkchoiceState {
                 head_block_hash: h,

@@ -28,6 +28,7 @@ pub async fn direct_slot(
         suggested_fee_recipient: DEFAULT_FEE_RECIPIENT,
         withdrawals: Some(withdrawals_from_peg_ins(&pegs, timestamp * 16)),
         parent_beacon_block_root: None,
+        ..Default::default()
     };
     let state = |h| ForkchoiceState {
         head_block_hash: h,

@@ -294,6 +294,7 @@ pub fn block_from_payload(data: &ExecutionData) -> Option<(Block, usize)> {
                     block_hash: Some(hash),
                     block_number: Some(number),
                     base_fee,
+                    ..Default::default()
                 },
             ))
         })
@@ -456,6 +457,7 @@ async fn attributes_for(
         suggested_fee_recipient: req.fee_recipient.unwrap_or(env.config.fee_recipient),
         withdrawals: Some(withdrawals),
         parent_beacon_block_root: root,
+        ..Default::default()
     };
     Ok((parent, attributes))
 }

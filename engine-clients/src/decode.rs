@@ -7,7 +7,7 @@
 //! for any method, must give a value or a typed [`EngineError`], never a panic.
 //!
 //! ```
-//! use engine_clients::decode::{Decoded, decode_response};
+//! use engine_clients::{Decoded, decode_response};
 //! let body = br#"{"jsonrpc":"2.0","id":1,"result":{"status":"SYNCING","latestValidHash":null,"validationError":null}}"#;
 //! let Decoded::PayloadStatus(status) = decode_response("engine_newPayloadV2", body).unwrap() else {
 //!     unreachable!()
@@ -19,8 +19,8 @@
 use alloy_json_rpc::{Response, ResponsePayload, RpcError};
 use alloy_primitives::{B256, U64};
 use alloy_rpc_types_engine::{
-    ExecutionPayload, ExecutionPayloadBodiesV1, ExecutionPayloadV1, ForkchoiceUpdated,
-    PayloadStatus,
+    ExecutionPayload, ExecutionPayloadBodiesV1, ExecutionPayloadEnvelopeV2, ExecutionPayloadV1,
+    ForkchoiceUpdated, PayloadStatus,
 };
 use alloy_rpc_types_eth::{Block, Log, SyncStatus, TransactionReceipt};
 use alloy_transport::TransportErrorKind;
@@ -29,9 +29,9 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     Capabilities, SyncState, classify,
-    http::{
-        WireClientVersion, WireEnvelopeV2, WireEnvelopeV3, WireEnvelopeV4,
-        identity_from_client_versions, sync_state_from,
+    http::wire::{
+        WireClientVersion, WireEnvelopeV3, WireEnvelopeV4, identity_from_client_versions,
+        sync_state_from,
     },
 };
 
@@ -130,9 +130,11 @@ pub fn decode_response(method: &str, body: &[u8]) -> Result<Decoded, EngineError
         "engine_getPayloadV1" => Decoded::Payload(ExecutionPayload::V1(result_as::<
             ExecutionPayloadV1,
         >(method, r)?)),
-        "engine_getPayloadV2" => {
-            Decoded::Payload(result_as::<WireEnvelopeV2>(method, r)?.payload(method)?)
-        }
+        "engine_getPayloadV2" => Decoded::Payload(
+            result_as::<ExecutionPayloadEnvelopeV2>(method, r)?
+                .execution_payload
+                .into_payload(),
+        ),
         "engine_getPayloadV3" => Decoded::Payload(ExecutionPayload::V3(
             result_as::<WireEnvelopeV3>(method, r)?.execution_payload,
         )),

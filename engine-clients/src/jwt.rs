@@ -1,9 +1,25 @@
-//! Loading the JWT secret shared with the execution client.
+//! The JWT secret shared with the execution client: loading it, and signing a token with it.
 
 use std::path::Path;
 
-use alloy_rpc_types_engine::{JwtError, JwtSecret};
+use alloy_rpc_types_engine::{Claims, JwtError, JwtSecret};
 use engine_types::EngineError;
+
+/// A fresh HS256 bearer token (`Authorization` header value) for `secret`, issued now, with
+/// `iat` only: what alloy's `AuthLayer`, which every [`HttpExecutionClient`] request goes
+/// through, sends. For probes and raw requests outside a client.
+///
+/// [`HttpExecutionClient`]: crate::HttpExecutionClient
+pub fn bearer_token(secret: &JwtSecret) -> Result<String, EngineError> {
+    secret
+        .encode(&Claims::with_current_timestamp())
+        .map(|token| format!("Bearer {token}"))
+        .map_err(|e| EngineError::Auth {
+            endpoint: String::new(),
+            status: 0,
+            message: format!("cannot sign the engine JWT: {e}"),
+        })
+}
 
 /// Read a JWT secret file: 32 bytes as 64 hex characters, an optional `0x` prefix and
 /// surrounding whitespace allowed. Every failure names the file and says what is wrong.
@@ -57,6 +73,44 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(content.as_bytes()).unwrap();
         f
+    }
+
+    #[test]
+    fn bearer_tokens_carry_iat_and_no_exp() {
+        let secret = JwtSecret::random();
+        let token = bearer_token(&secret).unwrap();
+        let jwt = token.strip_prefix("Bearer ").unwrap();
+        // alloy's own validator accepts it (HS256, iat within ±60 s).
+        secret.validate(jwt).unwrap();
+        let payload = jwt.split('.').nth(1).unwrap();
+        let claims: serde_json::Value =
+            serde_json::from_slice(&base64_url_decode(payload)).unwrap();
+        assert!(
+            claims.get("iat").is_some_and(serde_json::Value::is_u64),
+            "{claims}"
+        );
+        assert!(
+            claims.get("exp").is_none(),
+            "exp must be absent, not null: {claims}"
+        );
+    }
+
+    /// Base64url without padding (the JWT encoding), enough for a claims segment.
+    fn base64_url_decode(text: &str) -> Vec<u8> {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut bits = 0u32;
+        let mut count = 0;
+        let mut out = Vec::new();
+        for c in text.bytes() {
+            let v = ALPHABET.iter().position(|&a| a == c).unwrap() as u32;
+            bits = (bits << 6) | v;
+            count += 6;
+            if count >= 8 {
+                count -= 8;
+                out.push((bits >> count) as u8);
+            }
+        }
+        out
     }
 
     #[test]

@@ -2,13 +2,12 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`auth`] | [`JwtAuthLayer`]: HS256 bearer token with a fresh `iat` per request |
-//! | [`client`] | the [`ExecutionClient`] trait, [`BuiltPayload`], [`Capabilities`], [`SyncState`] |
-//! | [`decode`] | answers (HTTP bodies) into our types without a network: for fuzzing and property tests |
-//! | [`http`] | [`HttpExecutionClient`]: alloy `RootProvider` + `EngineApi` over hyper with JWT |
-//! | [`jwt`] | [`load_jwt_secret`]: the secret file, with errors naming the file |
-//! | [`quirks`] | [`Quirks`]: kind-specific behaviour in one table |
-//! | [`response_id`] | [`ResponseIdLayer`]: an answer must carry its request's JSON-RPC id |
+//! | `client` | the [`ExecutionClient`] trait, [`BuiltPayload`], [`Capabilities`], [`SyncState`] |
+//! | `http` | [`HttpExecutionClient`]: alloy `RootProvider` + `EngineApi` over hyper, alloy's JWT `AuthLayer`, [`ClientOptions`], [`classify`] |
+//! | `decode` | [`decode_response`]: answers (HTTP bodies) into our types without a network, for fuzzing and property tests |
+//! | `jwt` | [`load_jwt_secret`]: the secret file, with errors naming the file; [`bearer_token`] |
+//! | `quirks` | [`Quirks`]: kind-specific behaviour in one table |
+//! | `response_id` | [`ResponseIdLayer`]: an answer must carry its request's JSON-RPC id |
 //!
 //! ```no_run
 //! use engine_clients::{ClientOptions, ExecutionClient, HttpExecutionClient};
@@ -19,17 +18,18 @@
 //! # Ok(()) }
 //! ```
 
-pub mod auth;
-pub mod client;
-pub mod decode;
-pub mod http;
-pub mod jwt;
-pub mod quirks;
-pub mod response_id;
+mod client;
+mod decode;
+mod http;
+mod jwt;
+mod quirks;
+mod response_id;
 
-pub use auth::{JwtAuthLayer, SecretCell, bearer_token};
 pub use client::{BuiltPayload, Capabilities, ExecutionClient, SyncState};
-pub use http::{ClientOptions, HttpExecutionClient, RpcObserver, classify};
-pub use jwt::{load_jwt_secret, parse_jwt_secret};
+pub use decode::{DECODED_METHODS, Decoded, decode_response};
+pub use http::{
+    AuthStatusError, ClientOptions, HttpExecutionClient, RpcObserver, Unauthorized, classify,
+};
+pub use jwt::{bearer_token, load_jwt_secret, parse_jwt_secret};
 pub use quirks::Quirks;
 pub use response_id::{MismatchedResponseId, ResponseIdLayer};

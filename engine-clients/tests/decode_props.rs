@@ -9,10 +9,7 @@
 use std::sync::OnceLock;
 
 use alloy_primitives::{Address, U256};
-use engine_clients::{
-    bearer_token,
-    decode::{DECODED_METHODS, Decoded, decode_response},
-};
+use engine_clients::{DECODED_METHODS, Decoded, bearer_token, decode_response};
 use engine_testkit::{
     DEV_ACCOUNT, DEV_PRIVATE_KEY, MockExecutionLayer, mock::MockConfig, tx::signed_transfer,
 };
@@ -271,11 +268,54 @@ fn every_template_decodes() {
 }
 
 /// Found by `mutated_real_answers_never_panic`: a blob sent as a JSON array made the alloy
-/// envelope build a 128 KiB array on the stack and overflowed a debug build's thread (the
-/// process aborted). The engine only uses the commitments; blobs are skipped unread. Runs on a
-/// thread with a small stack so a regression aborts here, not by chance.
+/// envelope build a 128 KiB array on the stack and overflowed a thread (the process aborted).
+/// The engine only uses the commitments; blobs are skipped unread. Runs on a thread with a
+/// small stack so a regression aborts here, not by chance.
 #[test]
 fn blobs_are_skipped_unread_even_when_malformed() {
+    let bytes = malformed_blob_answer();
+    let decoded = on_small_stack(move || decode_response("engine_getPayloadV4", &bytes));
+    assert!(matches!(decoded, Ok(Decoded::Payload(_))), "{decoded:?}");
+}
+
+/// Why `engine_getPayloadV3/V4` keep our own envelopes after the alloy 2 upgrade: alloy 2.5's
+/// `ExecutionPayloadEnvelopeV4`, given the same answer on the same stack, still aborts the
+/// process with a stack overflow. Run in a child process (this test binary, re-executed), so
+/// the abort is observed instead of killing the suite. When this test fails, alloy decodes
+/// blobs safely and `wire::WireEnvelopeV3/V4` can go.
+#[test]
+fn alloys_own_envelope_still_overflows_a_small_stack_on_that_answer() {
+    const CHILD: &str = "ALYS_ENGINE_ALLOY_BLOB_PROBE";
+    const NAME: &str = "alloys_own_envelope_still_overflows_a_small_stack_on_that_answer";
+    if std::env::var_os(CHILD).is_some() {
+        let bytes = malformed_blob_answer();
+        let result = on_small_stack(move || {
+            let value: Value = serde_json::from_slice(&bytes).unwrap();
+            serde_json::from_value::<alloy_rpc_types_engine::ExecutionPayloadEnvelopeV4>(
+                value["result"].clone(),
+            )
+            .map(drop)
+            .map_err(|e| e.to_string())
+        });
+        println!("alloy decoded without overflowing: {result:?}");
+        return;
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", NAME, "--nocapture"])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("stack overflow"),
+        "alloy's envelope no longer overflows (status {:?}): our WireEnvelopeV3/V4 can be replaced by alloy's\nstdout: {}\nstderr: {stderr}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+    );
+}
+
+/// A real `engine_getPayloadV4` answer whose blobs are a JSON array of arrays and junk.
+fn malformed_blob_answer() -> Vec<u8> {
     let (_, v4) = templates()
         .iter()
         .find(|(m, _)| *m == "engine_getPayloadV4")
@@ -285,14 +325,17 @@ fn blobs_are_skipped_unread_even_when_malformed() {
     bundle["blobs"] = json!([[], [1, 2, 3], "0xzz"]);
     bundle["proofs"] = Value::Null;
     bundle["commitments"] = json!([format!("0x{}", "ab".repeat(48))]);
-    let bytes = serde_json::to_vec(&body).unwrap();
-    let decoded = std::thread::Builder::new()
+    serde_json::to_vec(&body).unwrap()
+}
+
+/// Runs `f` on a thread with a 256 KiB stack.
+fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
         .stack_size(256 * 1024)
-        .spawn(move || decode_response("engine_getPayloadV4", &bytes))
+        .spawn(f)
         .unwrap()
         .join()
-        .unwrap();
-    assert!(matches!(decoded, Ok(Decoded::Payload(_))), "{decoded:?}");
+        .unwrap()
 }
 
 proptest! {

@@ -70,6 +70,7 @@ fn attributes(
         suggested_fee_recipient: engine_types::DEFAULT_FEE_RECIPIENT,
         withdrawals: Some(withdrawals),
         parent_beacon_block_root: cancun.then_some(B256::ZERO),
+        ..Default::default()
     }
 }
 

@@ -116,6 +116,7 @@ async fn ten_slots_with_peg_ins_on_a_real_client(
             suggested_fee_recipient: DEFAULT_FEE_RECIPIENT,
             withdrawals: Some(withdrawals),
             parent_beacon_block_root: root,
+            ..Default::default()
         };
         let state = ForkchoiceState {
             head_block_hash: head,

@@ -641,6 +641,7 @@ const fn payload_version(payload: &ExecutionPayload) -> &'static str {
         ExecutionPayload::V1(_) => "V1",
         ExecutionPayload::V2(_) => "V2",
         ExecutionPayload::V3(_) => "V3",
+        ExecutionPayload::V4(_) => "V4",
     }
 }
 

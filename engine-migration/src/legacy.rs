@@ -150,6 +150,7 @@ impl LegacyEngine for DirectEngine {
             suggested_fee_recipient: DEFAULT_FEE_RECIPIENT,
             withdrawals: Some(withdrawals_from_peg_ins(&add_balances, first_index)),
             parent_beacon_block_root: root,
+            ..Default::default()
         };
         let updated = self
             .client

@@ -348,6 +348,7 @@ mod tests {
             suggested_fee_recipient: Address::ZERO,
             withdrawals: Some(vec![]),
             parent_beacon_block_root: None,
+            ..Default::default()
         })
         .unwrap();
         let v5 = v4.clone().into_deneb(B256::ZERO);

@@ -62,6 +62,7 @@ async fn slot(
         suggested_fee_recipient: Address::repeat_byte(0xfe),
         withdrawals: Some(vec![]),
         parent_beacon_block_root: Some(B256::ZERO),
+        ..Default::default()
     };
     let started = compat
         .forkchoice_updated(
@@ -157,6 +158,7 @@ async fn v4_refuses_cancun_era_timestamps_and_blob_gas_with_the_field_named() {
                     suggested_fee_recipient: Address::ZERO,
                     withdrawals: Some(vec![]),
                     parent_beacon_block_root: None,
+                    ..Default::default()
                 })),
             )
             .await
@@ -289,6 +291,7 @@ async fn a_disagreement_between_v4_and_v5_is_counted() {
                 suggested_fee_recipient: Address::ZERO,
                 withdrawals: Some(vec![]),
                 parent_beacon_block_root: None,
+                ..Default::default()
             })),
         )
         .await

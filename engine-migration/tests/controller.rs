@@ -282,6 +282,7 @@ async fn the_controller_walks_the_compat_client_from_v4_to_v5_on_the_mock() {
                     suggested_fee_recipient: Address::ZERO,
                     withdrawals: Some(vec![]),
                     parent_beacon_block_root: None,
+                    ..Default::default()
                 })),
             )
             .await

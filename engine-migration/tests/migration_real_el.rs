@@ -179,6 +179,7 @@ async fn compat_client_parallel_v4_v5_on_ethereumjs_zero_mismatches() {
                 slot,
             )),
             parent_beacon_block_root: None,
+            ..Default::default()
         };
         let started = compat
             .forkchoice_updated(

@@ -84,6 +84,7 @@ async fn slot(client: &HttpExecutionClient) -> (B256, u64) {
         suggested_fee_recipient: FEE_RECIPIENT,
         withdrawals: Some(Vec::new()),
         parent_beacon_block_root: None,
+        ..Default::default()
     };
     let id = client
         .forkchoice_updated(state, Some(attrs))

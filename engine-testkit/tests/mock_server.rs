@@ -173,6 +173,7 @@ async fn slot(client: &HttpExecutionClient, mock: &MockExecutionLayer) -> Execut
         suggested_fee_recipient: DEFAULT_FEE_RECIPIENT,
         withdrawals: Some(Vec::new()),
         parent_beacon_block_root: None,
+        ..Default::default()
     };
     let state = ForkchoiceState {
         head_block_hash: head.hash,
@@ -510,6 +511,7 @@ async fn new_payload_with_a_bloom_missing_the_bridge_log_is_invalid() {
         suggested_fee_recipient: DEFAULT_FEE_RECIPIENT,
         withdrawals: Some(Vec::new()),
         parent_beacon_block_root: None,
+        ..Default::default()
     };
     let state = ForkchoiceState {
         head_block_hash: head.hash,

@@ -7,7 +7,7 @@
 
 #![no_main]
 
-use engine_clients::decode::{DECODED_METHODS, decode_response};
+use engine_clients::{DECODED_METHODS, decode_response};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -198,13 +198,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     };
-    let options = ClientOptions {
-        fork_schedule: config.fork_schedule,
-        timeouts: config.timeouts,
-        retry: config.retry,
-        slot_deadline: Some(config.slot_duration()),
-        ..options
-    };
+    let options = options.with_engine_config(&config);
     let url = options.engine_url.clone();
     let system = EngineSystem::start_with_options(config, vec![options])
         .await

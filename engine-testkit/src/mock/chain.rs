@@ -1006,6 +1006,7 @@ fn block_json(b: &StoredBlock, full: bool) -> Value {
                 block_number: Some(header.number),
                 transaction_index: Some(i as u64),
                 effective_gas_price: Some(u128::from(BASE_FEE)),
+                block_timestamp: Some(header.timestamp),
             };
             serde_json::to_value(rpc_tx).unwrap_or(Value::Null)
         })
