@@ -63,10 +63,7 @@ fn migration(c: &mut Criterion) {
             connect().await,
             Engine::new(system.handle()),
             MigrationMode::LegacyOnly,
-            AdapterConfig {
-                thresholds: Thresholds::disabled(),
-                ..AdapterConfig::default()
-            },
+            AdapterConfig::default().with_thresholds(Thresholds::disabled()),
             MigrationMetrics::new().expect("metrics"),
         );
         adapter

@@ -1,14 +1,23 @@
 //! Engine caches: quick_cache (unsync: owned by the EngineActor, no locks) with a TTL stored
-//! beside each value, and hit/miss/eviction counters.
+//! beside each value, counting hits, misses and evictions into [`CacheCounters`] that outlive
+//! the actor (so the exported counters never go back after a restart).
 
-use std::{hash::Hash, time::Duration};
+use std::{
+    hash::Hash,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
-use quick_cache::{Lifecycle, Weighter, unsync::Cache};
+use quick_cache::{DefaultHashBuilder, Lifecycle, UnitWeighter, unsync::Cache};
 use serde::Serialize;
 use tokio::time::Instant;
 
-/// Counters of one cache.
+/// Counters of one cache, as reported in status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct CacheStats {
     /// Entries now.
     pub len: usize,
@@ -20,6 +29,49 @@ pub struct CacheStats {
     pub misses: u64,
     /// Entries dropped for capacity or expiry.
     pub evictions: u64,
+}
+
+/// Hits, misses and evictions of one cache since the engine started, and its size now.
+#[derive(Debug, Default)]
+pub(crate) struct CacheCounters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: AtomicU64,
+    entries: AtomicU64,
+}
+
+impl CacheCounters {
+    /// (hits, misses, evictions).
+    pub(crate) fn read(&self) -> (u64, u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+            self.evictions.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Entries in the cache now.
+    pub(crate) fn entries(&self) -> u64 {
+        self.entries.load(Ordering::Relaxed)
+    }
+
+    fn set_entries(&self, n: usize) {
+        self.entries.store(n as u64, Ordering::Relaxed);
+    }
+
+    fn hit(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn miss(&self) {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn evicted(&self, n: u64) {
+        if n > 0 {
+            self.evictions.fetch_add(n, Ordering::Relaxed);
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -44,43 +96,40 @@ impl<K, V> Lifecycle<K, Entry<V>> for CountEvictions {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct UnitWeight;
-
-impl<K, V> Weighter<K, Entry<V>> for UnitWeight {
-    fn weight(&self, _key: &K, _val: &Entry<V>) -> u64 {
-        1
-    }
-}
-
 /// A bounded cache whose entries expire `ttl` after insertion unless pinned.
 #[derive(Debug)]
 pub struct TtlCache<K, V> {
-    inner: Cache<K, Entry<V>, UnitWeight, quick_cache::DefaultHashBuilder, CountEvictions>,
+    inner: Cache<K, Entry<V>, UnitWeighter, DefaultHashBuilder, CountEvictions>,
     ttl: Duration,
     capacity: u64,
-    hits: u64,
-    misses: u64,
-    evictions: u64,
+    counters: Arc<CacheCounters>,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
-    /// `capacity` entries at most, each living `ttl`.
+    /// `capacity` entries at most, each living `ttl`, counting into fresh counters.
     pub fn new(capacity: usize, ttl: Duration) -> Self {
+        Self::counting(capacity, ttl, Arc::default())
+    }
+
+    /// Like [`TtlCache::new`], counting into `counters` (shared with the metrics and kept
+    /// across restarts of the owner).
+    pub(crate) fn counting(capacity: usize, ttl: Duration, counters: Arc<CacheCounters>) -> Self {
         let capacity = capacity.max(1);
         Self {
             inner: Cache::with(
                 capacity,
                 capacity as u64,
-                UnitWeight,
-                Default::default(),
+                UnitWeighter,
+                DefaultHashBuilder::default(),
                 CountEvictions,
             ),
             ttl,
             capacity: capacity as u64,
-            hits: 0,
-            misses: 0,
-            evictions: 0,
+            counters: {
+                // A new owner starts empty.
+                counters.set_entries(0);
+                counters
+            },
         }
     }
 
@@ -88,7 +137,7 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     pub fn get(&mut self, key: &K) -> Option<V> {
         let expired = match self.inner.get(key) {
             Some(e) if e.pinned || e.inserted.elapsed() < self.ttl => {
-                self.hits += 1;
+                self.counters.hit();
                 return Some(e.value.clone());
             }
             Some(_) => true,
@@ -96,9 +145,10 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         };
         if expired {
             self.inner.remove(key);
-            self.evictions += 1;
+            self.counters.evicted(1);
+            self.counters.set_entries(self.inner.len());
         }
-        self.misses += 1;
+        self.counters.miss();
         None
     }
 
@@ -129,7 +179,8 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
                 pinned,
             },
         );
-        self.evictions += evicted;
+        self.counters.evicted(evicted);
+        self.counters.set_entries(self.inner.len());
     }
 
     /// Pin an existing entry (no-op if absent).
@@ -141,7 +192,9 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
 
     /// Remove an entry.
     pub fn remove(&mut self, key: &K) -> Option<V> {
-        self.inner.remove(key).map(|(_, e)| e.value)
+        let removed = self.inner.remove(key).map(|(_, e)| e.value);
+        self.counters.set_entries(self.inner.len());
+        removed
     }
 
     /// Drop every expired entry; returns how many.
@@ -156,18 +209,20 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         for k in &expired {
             self.inner.remove(k);
         }
-        self.evictions += expired.len() as u64;
+        self.counters.evicted(expired.len() as u64);
+        self.counters.set_entries(self.inner.len());
         expired.len()
     }
 
     /// Counters.
     pub fn stats(&self) -> CacheStats {
+        let (hits, misses, evictions) = self.counters.read();
         CacheStats {
             len: self.inner.len(),
             capacity: self.capacity,
-            hits: self.hits,
-            misses: self.misses,
-            evictions: self.evictions,
+            hits,
+            misses,
+            evictions,
         }
     }
 }
@@ -201,5 +256,20 @@ mod tests {
         let before = c.stats().len;
         assert_eq!(c.sweep(), before);
         assert_eq!(c.stats().len, 0);
+    }
+
+    #[test]
+    fn counters_outlive_the_cache_that_counted_them() {
+        let counters = Arc::new(CacheCounters::default());
+        let mut first = TtlCache::counting(4, Duration::from_secs(60), Arc::clone(&counters));
+        first.insert(1, 1);
+        assert_eq!(first.get(&1), Some(1));
+        assert_eq!(first.get(&2), None);
+        drop(first);
+        // A restarted owner builds a new cache on the same counters: they carry on.
+        let mut second: TtlCache<i32, i32> =
+            TtlCache::counting(4, Duration::from_secs(60), Arc::clone(&counters));
+        assert_eq!(second.get(&1), None);
+        assert_eq!(counters.read(), (1, 2, 0));
     }
 }

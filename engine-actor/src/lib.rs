@@ -2,15 +2,18 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`supervisor`] | [`EngineSystem`] (start, handle, shutdown) and [`EngineSupervisor`]: one-for-one restarts with backoff, escalation |
-//! | [`engine`] | [`EngineActor`]: owns forkchoice and caches, serialises writes, never blocks on IO |
-//! | [`session`] | [`ClientSession`]: one per endpoint; client, capabilities, circuit breaker |
-//! | [`poller`] | [`HealthPoller`] and [`CacheJanitor`] |
-//! | [`handle`] | [`EngineHandle`] (typed async API) and [`Engine`], the legacy facade |
-//! | [`messages`] | the message protocol |
-//! | [`metrics`] | [`EngineMetrics`]: Prometheus registry per engine, `/metrics` server |
-//! | [`telemetry`] | tracing + OpenTelemetry (OTLP/HTTP) set-up from the `OTEL_*` variables |
-//! | [`cache`], [`breaker`], [`persistence`], [`pegout`] | TTL caches, circuit breaker, forkchoice on disk, peg-out events |
+//! | `supervisor` | [`EngineSystem`] (start, handle, metrics, shutdown) and the supervisor: one-for-one restarts with backoff, escalation |
+//! | `writer` | the writer: the one owner of EL writes and the state file; awaits each write inline, publishes the forkchoice |
+//! | `engine` | the EngineActor: caches and reads, never waiting on IO or behind a write |
+//! | `session` | one ClientSession per endpoint: connection, capabilities, circuit breaker, [`SessionStatus`] |
+//! | `poller` | HealthPoller and CacheJanitor |
+//! | `handle` | [`EngineHandle`] (typed async API with deadlines) and [`Engine`], the legacy facade |
+//! | `protocol` | what requests name ([`BlockRef`], [`PayloadRef`]), events, status types |
+//! | `metrics` | [`EngineMetrics`]: a Prometheus registry per engine, `/metrics` server; names in [`metric_names`] |
+//! | `telemetry` | tracing + OpenTelemetry (OTLP/HTTP) set-up from the `OTEL_*` variables |
+//! | `cache`, `persistence`, `pegout`, `wiring` | TTL caches, forkchoice on disk, peg-out events, the channels a tree shares |
+//!
+//! Test hooks (crashing or killing a child) exist only with the `test-hooks` cargo feature.
 //!
 //! ```no_run
 //! use engine_actor::EngineSystem;
@@ -26,33 +29,35 @@
 //! # Ok(()) }
 //! ```
 
-pub mod breaker;
-pub mod cache;
-pub mod engine;
-pub mod handle;
-pub mod messages;
-pub mod metrics;
-pub mod pegout;
-pub mod persistence;
-pub mod poller;
-pub mod session;
-pub mod supervisor;
-pub mod telemetry;
+mod cache;
+mod engine;
+mod handle;
+mod metrics;
+mod pegout;
+mod persistence;
+mod poller;
+mod protocol;
+mod session;
+mod supervisor;
+mod telemetry;
+#[cfg(feature = "test-hooks")]
+mod test_hooks;
+mod wiring;
+mod writer;
 
-pub use breaker::{CircuitBreaker, CircuitState};
 pub use cache::{CacheStats, TtlCache};
-pub use engine::EngineActor;
 pub use handle::{Engine, EngineHandle, LegacyApi};
-pub use messages::{
-    BlockRef, EngineEvent, EngineMsg, EngineRef, EngineStatus, LatencyStats, PayloadRef,
-    PreparationStats,
-};
-pub use metrics::EngineMetrics;
+pub use metrics::{EngineMetrics, names as metric_names};
 pub use pegout::{DEFAULT_BRIDGE_ADDRESS, PegOutRequested, RequestPegOut, peg_outs_in_receipts};
 pub use persistence::ForkchoiceSnapshot;
-pub use poller::{CacheJanitor, HealthPoller};
-pub use session::{ClientSession, SessionStatus};
-pub use supervisor::{ChildKind, EngineSupervisor, EngineSystem};
+pub use protocol::{
+    BlockRef, CachesStatus, EngineEvent, EngineStatus, InFlightWrite, LatencyStats, PayloadRef,
+    PreparationStats, WriterStatus,
+};
+pub use session::{CircuitBreaker, CircuitState, SessionStatus, is_connectivity_failure};
+pub use supervisor::{ChildKind, EngineSystem};
 pub use telemetry::{
-    TelemetryGuard, init as init_telemetry, init_with_log_level as init_telemetry_with_log_level,
+    TelemetryError, TelemetryGuard, init as init_telemetry,
+    init_with_log_level as init_telemetry_with_log_level, otel_layer, otlp_provider,
+    otlp_requested, span_filter,
 };

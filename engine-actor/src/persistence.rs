@@ -1,5 +1,5 @@
 //! Forkchoice state on disk: written atomically (temp file, fsync, rename) after every change,
-//! reloaded when the EngineActor (re)starts.
+//! reloaded when the writer (re)starts.
 
 use std::{
     io::Write,
@@ -35,10 +35,20 @@ impl ForkchoiceSnapshot {
     pub fn is_initialized(&self) -> bool {
         !self.head.is_zero()
     }
+
+    /// Read the snapshot a state file holds; `Ok(None)` if there is no file yet.
+    pub fn load(path: &Path) -> Result<Option<Self>, EngineError> {
+        load(path)
+    }
+
+    /// Write this snapshot to `path` atomically (temp file, fsync, rename).
+    pub fn save(&self, path: &Path) -> Result<(), EngineError> {
+        save(path, self)
+    }
 }
 
 /// Write `snapshot` to `path` atomically.
-pub fn save(path: &Path, snapshot: &ForkchoiceSnapshot) -> Result<(), EngineError> {
+pub(crate) fn save(path: &Path, snapshot: &ForkchoiceSnapshot) -> Result<(), EngineError> {
     let fail = |what: &str, e: std::io::Error| {
         EngineError::config(
             "state_path",
@@ -66,7 +76,7 @@ pub fn save(path: &Path, snapshot: &ForkchoiceSnapshot) -> Result<(), EngineErro
 }
 
 /// Read the snapshot at `path`; `Ok(None)` if there is none yet.
-pub fn load(path: &Path) -> Result<Option<ForkchoiceSnapshot>, EngineError> {
+pub(crate) fn load(path: &Path) -> Result<Option<ForkchoiceSnapshot>, EngineError> {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
             EngineError::config(

@@ -1,63 +1,67 @@
-//! `HealthPoller` and `CacheJanitor`: small interval actors.
+//! `HealthPoller` and `CacheJanitor`: two actors that do one thing on an interval.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::sync::watch;
 use tracing::debug;
 
-use crate::{
-    messages::{EngineMsg, EngineRef},
-    session::{SessionMsg, SessionStatus},
-};
+use crate::{engine::EngineMsg, session::SessionMsg, wiring::Wiring};
 
 /// Messages of the interval actors.
 #[derive(Debug)]
-pub enum TickMsg {
+pub(crate) enum TickMsg {
     /// Do the periodic work now.
     Tick,
-    /// Test hook: panic inside the handler (supervision tests).
-    #[doc(hidden)]
+    /// Test hook: panic inside the handler.
+    #[cfg(feature = "test-hooks")]
     Crash,
 }
 
-/// Every interval, asks each session to poll `eth_syncing` and `engine_exchangeCapabilities`
-/// (sessions update their published health, which decides failover), and reconnects sessions
-/// that are not connected.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct HealthPoller;
-
-/// Arguments of the [`HealthPoller`].
-pub struct HealthPollerArgs {
-    /// Poll interval.
-    pub interval: Duration,
-    /// The sessions' published status (holds their current actor refs).
-    pub sessions: Vec<watch::Receiver<SessionStatus>>,
+/// The periodic work of an interval actor.
+pub(crate) trait Periodic: Send + Sync + 'static {
+    /// Called on every tick.
+    fn tick(&mut self, wiring: &Wiring) -> impl Future<Output = ()> + Send;
 }
 
-/// State of the [`HealthPoller`].
-pub struct HealthPollerState {
-    args: HealthPollerArgs,
+/// An actor that calls `P::tick` every `interval`; the timer is stopped with the actor.
+pub(crate) struct Interval<P>(std::marker::PhantomData<fn() -> P>);
+
+impl<P> Default for Interval<P> {
+    fn default() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+/// Arguments of an interval actor.
+pub(crate) struct IntervalArgs<P> {
+    pub(crate) interval: Duration,
+    pub(crate) wiring: Arc<Wiring>,
+    pub(crate) work: P,
+}
+
+/// State of an interval actor.
+pub(crate) struct IntervalState<P> {
+    args: IntervalArgs<P>,
     timer: Option<ractor::concurrency::JoinHandle<()>>,
 }
 
-impl Actor for HealthPoller {
+impl<P: Periodic> Actor for Interval<P> {
     type Msg = TickMsg;
-    type State = HealthPollerState;
-    type Arguments = HealthPollerArgs;
+    type State = IntervalState<P>;
+    type Arguments = IntervalArgs<P>;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<TickMsg>,
-        args: HealthPollerArgs,
-    ) -> Result<HealthPollerState, ActorProcessingErr> {
-        Ok(HealthPollerState { args, timer: None })
+        args: IntervalArgs<P>,
+    ) -> Result<IntervalState<P>, ActorProcessingErr> {
+        Ok(IntervalState { args, timer: None })
     }
 
     async fn post_start(
         &self,
         myself: ActorRef<TickMsg>,
-        state: &mut HealthPollerState,
+        state: &mut IntervalState<P>,
     ) -> Result<(), ActorProcessingErr> {
         state.timer = Some(myself.send_interval(state.args.interval, || TickMsg::Tick));
         Ok(())
@@ -66,7 +70,7 @@ impl Actor for HealthPoller {
     async fn post_stop(
         &self,
         _myself: ActorRef<TickMsg>,
-        state: &mut HealthPollerState,
+        state: &mut IntervalState<P>,
     ) -> Result<(), ActorProcessingErr> {
         if let Some(timer) = state.timer.take() {
             timer.abort();
@@ -78,100 +82,59 @@ impl Actor for HealthPoller {
         &self,
         _myself: ActorRef<TickMsg>,
         msg: TickMsg,
-        state: &mut HealthPollerState,
+        state: &mut IntervalState<P>,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             TickMsg::Tick => {
-                for session in &state.args.sessions {
-                    if let Some(actor) = session.borrow().actor.clone() {
-                        let _ = actor.cast(SessionMsg::Poll);
-                    }
-                }
+                let wiring = Arc::clone(&state.args.wiring);
+                state.args.work.tick(&wiring).await;
             }
-            TickMsg::Crash => panic!("injected HealthPoller crash"),
+            #[cfg(feature = "test-hooks")]
+            TickMsg::Crash => panic!("injected interval actor crash"),
         }
         Ok(())
+    }
+}
+
+/// Every interval, asks each session to poll `eth_syncing` and `engine_exchangeCapabilities`
+/// (sessions update their published health, which decides failover); a session that is not
+/// connected takes the poll as a reconnect attempt.
+#[derive(Debug, Default)]
+pub(crate) struct PollSessions;
+
+impl Periodic for PollSessions {
+    async fn tick(&mut self, wiring: &Wiring) {
+        for session in &wiring.sessions {
+            if let Some(actor) = session.borrow().actor.clone() {
+                let _ = actor.cast(SessionMsg::Poll);
+            }
+        }
     }
 }
 
 /// Every interval, asks the EngineActor to drop expired cache entries.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct CacheJanitor;
-
-/// Arguments of the [`CacheJanitor`].
-pub struct CacheJanitorArgs {
-    /// Sweep interval.
-    pub interval: Duration,
-    /// The current EngineActor (changes when it restarts).
-    pub engine: watch::Receiver<Option<EngineRef>>,
-}
-
-/// State of the [`CacheJanitor`].
-pub struct CacheJanitorState {
-    args: CacheJanitorArgs,
-    timer: Option<ractor::concurrency::JoinHandle<()>>,
+#[derive(Debug, Default)]
+pub(crate) struct SweepCaches {
     swept: usize,
 }
 
-impl Actor for CacheJanitor {
-    type Msg = TickMsg;
-    type State = CacheJanitorState;
-    type Arguments = CacheJanitorArgs;
-
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<TickMsg>,
-        args: CacheJanitorArgs,
-    ) -> Result<CacheJanitorState, ActorProcessingErr> {
-        Ok(CacheJanitorState {
-            args,
-            timer: None,
-            swept: 0,
-        })
-    }
-
-    async fn post_start(
-        &self,
-        myself: ActorRef<TickMsg>,
-        state: &mut CacheJanitorState,
-    ) -> Result<(), ActorProcessingErr> {
-        state.timer = Some(myself.send_interval(state.args.interval, || TickMsg::Tick));
-        Ok(())
-    }
-
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<TickMsg>,
-        state: &mut CacheJanitorState,
-    ) -> Result<(), ActorProcessingErr> {
-        if let Some(timer) = state.timer.take() {
-            timer.abort();
-        }
-        Ok(())
-    }
-
-    async fn handle(
-        &self,
-        _myself: ActorRef<TickMsg>,
-        msg: TickMsg,
-        state: &mut CacheJanitorState,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            TickMsg::Tick => {
-                let engine = state.args.engine.borrow().clone();
-                if let Some(engine) = engine {
-                    // Bounded wait: a busy engine must not stall the janitor forever.
-                    if let Ok(ractor::rpc::CallResult::Success(n)) = engine
-                        .call(EngineMsg::SweepCaches, Some(Duration::from_secs(5)))
-                        .await
-                    {
-                        state.swept += n;
-                        debug!(swept = n, total = state.swept, "cache sweep");
-                    }
-                }
+impl Periodic for SweepCaches {
+    async fn tick(&mut self, wiring: &Wiring) {
+        let engine = wiring.engine.borrow().clone();
+        if let Some(engine) = engine {
+            // Bounded wait: a busy engine must not stall the janitor forever.
+            if let Ok(ractor::rpc::CallResult::Success(n)) = engine
+                .call(EngineMsg::SweepCaches, Some(Duration::from_secs(5)))
+                .await
+            {
+                self.swept += n;
+                debug!(swept = n, total = self.swept, "cache sweep");
             }
-            TickMsg::Crash => panic!("injected CacheJanitor crash"),
         }
-        Ok(())
     }
 }
+
+/// The HealthPoller.
+pub(crate) type HealthPoller = Interval<PollSessions>;
+/// The CacheJanitor.
+pub(crate) type CacheJanitor = Interval<SweepCaches>;

@@ -4,112 +4,42 @@
 // Helpers of a test binary: panicking is how they fail the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use alloy_eips::BlockNumberOrTag;
 use alloy_primitives::{Address, B256, U256};
 use alloy_rpc_types_engine::{ExecutionPayload, ForkchoiceState};
 use engine_actor::{
-    BlockRef, ChildKind, CircuitState, Engine, EngineHandle, EngineSystem, ForkchoiceSnapshot,
-    PayloadRef,
+    BlockRef, ChildKind, CircuitState, Engine, EngineSystem, ForkchoiceSnapshot, PayloadRef,
 };
 use engine_clients::ClientOptions;
 use engine_testkit::{
     DEV_ACCOUNT, DEV_PRIVATE_KEY, MockExecutionLayer,
+    harness::{
+        MockEngine, engine_slot, mock_client_options, mock_engine, peg_in, test_engine_config,
+        wait_for,
+    },
     mock::{ClientProfile, Fault, FaultRule, MockConfig},
     tx::signed_transfer,
 };
-use engine_types::{
-    AddBalance, BuildPayloadRequest, ConsensusAmount, EngineConfig, EngineError, RetryConfig,
-};
+use engine_types::{BuildPayloadRequest, EngineError};
 use rstest::rstest;
 
-struct Fixture {
-    mock: MockExecutionLayer,
-    system: EngineSystem,
-    engine: EngineHandle,
-    state_path: PathBuf,
-    _dir: tempfile::TempDir,
-}
+/// How long a test waits for the tree to come back or a condition to hold.
+const WAIT: Duration = Duration::from_secs(10);
 
-fn config(dir: &tempfile::TempDir) -> EngineConfig {
-    let mut config = EngineConfig {
-        state_path: Some(dir.path().join("forkchoice.json")),
-        ..EngineConfig::default()
-    };
-    config.health.poll_interval_ms = 50;
-    config.health.failure_threshold = 2;
-    config.health.open_ms = 200;
-    config.supervision.backoff_initial_ms = 10;
-    config.supervision.backoff_max_ms = 50;
-    config
-}
-
-fn options(mock: &MockExecutionLayer) -> ClientOptions {
-    ClientOptions::new(mock.url(), mock.jwt_secret())
-        .with_fork_schedule(mock.config().fork_schedule)
-        .with_retry(RetryConfig {
-            max_retries: 1,
-            initial_backoff_ms: 1,
-            max_backoff_ms: 2,
-        })
-}
-
-async fn fixture_with(mock_config: MockConfig, tweak: impl FnOnce(&mut EngineConfig)) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let mock = MockExecutionLayer::start(mock_config).await.unwrap();
-    let mut config = config(&dir);
-    tweak(&mut config);
-    let state_path = config.state_path.clone().unwrap();
-    let system = EngineSystem::start_with_options(config, vec![options(&mock)])
-        .await
-        .expect("engine starts");
-    let engine = system.handle();
-    Fixture {
-        mock,
-        system,
-        engine,
-        state_path,
-        _dir: dir,
-    }
-}
-
-async fn fixture() -> Fixture {
-    let config = MockConfig::default()
-        .with_profile(ClientProfile::reth())
-        .with_prefunded(DEV_ACCOUNT, U256::from(10u64).pow(U256::from(21)));
-    fixture_with(config, |_| {}).await
-}
-
-async fn next_timestamp(engine: &EngineHandle) -> u64 {
-    engine.forkchoice().await.unwrap().head_timestamp + 2
-}
-
-/// Build on the head with `peg_ins` and commit; returns the new head.
-async fn slot(engine: &EngineHandle, peg_ins: Vec<AddBalance>) -> B256 {
-    let ts = next_timestamp(engine).await;
-    let built = engine
-        .build_payload(BuildPayloadRequest::new(ts).with_peg_ins(peg_ins))
-        .await
-        .expect("build");
-    engine
-        .commit_payload(built.execution_data)
-        .await
-        .expect("commit")
-}
-
-fn peg_in(byte: u8, sat: u64) -> AddBalance {
-    AddBalance(
-        Address::repeat_byte(byte),
-        ConsensusAmount::from_satoshi(sat).unwrap(),
-    )
-}
-
+#[rstest]
 #[tokio::test]
-async fn build_commit_finalize_round_trip() {
-    let f = fixture().await;
-    let first = slot(&f.engine, vec![peg_in(0xa1, 100), peg_in(0xa2, 5)]).await;
-    let second = slot(&f.engine, vec![peg_in(0xa1, 100)]).await;
+async fn build_commit_finalize_round_trip(#[future] mock_engine: MockEngine) {
+    let f = mock_engine.await;
+    let first = engine_slot(&f.engine, vec![peg_in(0xa1, 100), peg_in(0xa2, 5)])
+        .await
+        .unwrap()
+        .hash;
+    let second = engine_slot(&f.engine, vec![peg_in(0xa1, 100)])
+        .await
+        .unwrap()
+        .hash;
     assert_eq!(f.mock.with_chain(|c| c.head()), second);
     let snap = f.engine.forkchoice().await.unwrap();
     assert_eq!(
@@ -151,9 +81,10 @@ async fn build_commit_finalize_round_trip() {
     f.system.shutdown().await;
 }
 
+#[rstest]
 #[tokio::test]
-async fn block_with_txs_right_after_commit_is_a_cache_hit() {
-    let f = fixture().await;
+async fn block_with_txs_right_after_commit_is_a_cache_hit(#[future] mock_engine: MockEngine) {
+    let f = mock_engine.await;
     let (raw, tx) = signed_transfer(
         DEV_PRIVATE_KEY,
         263_634,
@@ -163,7 +94,7 @@ async fn block_with_txs_right_after_commit_is_a_cache_hit() {
     )
     .unwrap();
     assert_eq!(f.engine.send_raw_transaction(raw).await.unwrap(), tx);
-    let head = slot(&f.engine, vec![]).await;
+    let head = engine_slot(&f.engine, vec![]).await.unwrap().hash;
     // Receipts are fetched once, right after the commit (one eth_getBlockReceipts per block).
     // Asked at once: the read joins the post-commit fetch instead of making its own call.
     let receipts = f.engine.get_receipts(head).await.unwrap();
@@ -205,32 +136,23 @@ async fn block_with_txs_right_after_commit_is_a_cache_hit() {
     f.system.shutdown().await;
 }
 
-async fn wait_for<T, F, Fut>(mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..200 {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("condition not reached within 4 s");
-}
-
 #[rstest]
 #[case::invalid(
     Fault::invalid("bad state root", Some(B256::repeat_byte(0x11))),
     "invalid_payload"
 )]
+#[rstest]
 #[case::syncing(Fault::status("SYNCING"), "syncing")]
 #[case::accepted(Fault::status("ACCEPTED"), "accepted")]
 #[case::el_error(Fault::RpcError { code: -32603, message: "boom".into() }, "rpc")]
 #[tokio::test]
-async fn commit_that_is_not_valid_keeps_the_head(#[case] fault: Fault, #[case] kind: &str) {
-    let f = fixture().await;
-    let head = slot(&f.engine, vec![]).await;
+async fn commit_that_is_not_valid_keeps_the_head(
+    #[case] fault: Fault,
+    #[case] kind: &str,
+    #[future] mock_engine: MockEngine,
+) {
+    let f = mock_engine.await;
+    let head = engine_slot(&f.engine, vec![]).await.unwrap().hash;
     let before = f.engine.forkchoice().await.unwrap();
     let built = f
         .engine
@@ -264,11 +186,12 @@ async fn commit_that_is_not_valid_keeps_the_head(#[case] fault: Fault, #[case] k
     f.system.shutdown().await;
 }
 
+#[rstest]
 #[tokio::test]
-async fn requests_are_validated_before_any_io() {
-    let f = fixture().await;
+async fn requests_are_validated_before_any_io(#[future] mock_engine: MockEngine) {
+    let f = mock_engine.await;
     f.mock.clear_requests();
-    let ts = next_timestamp(&f.engine).await;
+    let ts = f.engine.forkchoice().await.unwrap().head_timestamp + 2;
     let too_many = vec![peg_in(1, 1); 17];
     let err = f
         .engine
@@ -312,11 +235,12 @@ async fn requests_are_validated_before_any_io() {
     f.system.shutdown().await;
 }
 
+#[rstest]
 #[tokio::test]
-async fn finalize_rules() {
-    let f = fixture().await;
-    let one = slot(&f.engine, vec![]).await;
-    let two = slot(&f.engine, vec![]).await;
+async fn finalize_rules(#[future] mock_engine: MockEngine) {
+    let f = mock_engine.await;
+    let one = engine_slot(&f.engine, vec![]).await.unwrap().hash;
+    let two = engine_slot(&f.engine, vec![]).await.unwrap().hash;
     let err = f
         .engine
         .finalize(B256::repeat_byte(0x99))
@@ -335,12 +259,13 @@ async fn finalize_rules() {
     f.system.shutdown().await;
 }
 
+#[rstest]
 #[tokio::test]
-async fn revert_moves_head_back_only_to_an_ancestor() {
-    let f = fixture().await;
+async fn revert_moves_head_back_only_to_an_ancestor(#[future] mock_engine: MockEngine) {
+    let f = mock_engine.await;
     let genesis = f.engine.forkchoice().await.unwrap();
-    let one = slot(&f.engine, vec![]).await;
-    let _two = slot(&f.engine, vec![]).await;
+    let one = engine_slot(&f.engine, vec![]).await.unwrap().hash;
+    let _two = engine_slot(&f.engine, vec![]).await.unwrap().hash;
     // A sibling of `one`: known to the EL (validated) but not on the head's chain.
     let sibling = {
         f.engine.revert_to(genesis.head).await.unwrap();
@@ -374,9 +299,10 @@ async fn revert_moves_head_back_only_to_an_ancestor() {
     f.system.shutdown().await;
 }
 
+#[rstest]
 #[tokio::test]
-async fn validate_payload_does_not_move_the_head() {
-    let f = fixture().await;
+async fn validate_payload_does_not_move_the_head(#[future] mock_engine: MockEngine) {
+    let f = mock_engine.await;
     let before = f.engine.forkchoice().await.unwrap();
     let built = f
         .engine
@@ -407,11 +333,12 @@ async fn validate_payload_does_not_move_the_head() {
     f.system.shutdown().await;
 }
 
+#[rstest]
 #[tokio::test]
-async fn initialize_from_legacy_adopts_head_safe_finalized() {
-    let f = fixture().await;
-    let one = slot(&f.engine, vec![]).await;
-    let two = slot(&f.engine, vec![]).await;
+async fn initialize_from_legacy_adopts_head_safe_finalized(#[future] mock_engine: MockEngine) {
+    let f = mock_engine.await;
+    let one = engine_slot(&f.engine, vec![]).await.unwrap().hash;
+    let two = engine_slot(&f.engine, vec![]).await.unwrap().hash;
     let legacy = ForkchoiceState {
         head_block_hash: two,
         safe_block_hash: one,
@@ -435,10 +362,11 @@ async fn initialize_from_legacy_adopts_head_safe_finalized() {
     f.system.shutdown().await;
 }
 
+#[rstest]
 #[tokio::test]
-async fn reads_pass_through_to_the_el() {
-    let f = fixture().await;
-    let head = slot(&f.engine, vec![]).await;
+async fn reads_pass_through_to_the_el(#[future] mock_engine: MockEngine) {
+    let f = mock_engine.await;
+    let head = engine_slot(&f.engine, vec![]).await.unwrap().hash;
     assert!(f.engine.sync_status().await.unwrap().is_synced());
     let by_number = f
         .engine
@@ -459,9 +387,10 @@ async fn reads_pass_through_to_the_el() {
     f.system.shutdown().await;
 }
 
+#[rstest]
 #[tokio::test]
-async fn legacy_engine_facade_keeps_the_old_names() {
-    let f = fixture().await;
+async fn legacy_engine_facade_keeps_the_old_names(#[future] mock_engine: MockEngine) {
+    let f = mock_engine.await;
     let engine = Engine::new(f.engine.clone());
     let genesis = engine
         .get_payload_by_tag_from_engine(BlockNumberOrTag::Number(0))
@@ -507,15 +436,19 @@ async fn legacy_engine_facade_keeps_the_old_names() {
 
 #[rstest]
 #[case::engine(ChildKind::Engine)]
+#[case::writer(ChildKind::Writer)]
 #[case::session(ChildKind::Session(0))]
 #[case::health_poller(ChildKind::HealthPoller)]
 #[case::cache_janitor(ChildKind::CacheJanitor)]
 #[tokio::test]
-async fn a_panicking_child_is_restarted_and_the_engine_keeps_working(#[case] child: ChildKind) {
-    let f = fixture().await;
-    let head = slot(&f.engine, vec![]).await;
+async fn a_panicking_child_is_restarted_and_the_engine_keeps_working(
+    #[case] child: ChildKind,
+    #[future] mock_engine: MockEngine,
+) {
+    let f = mock_engine.await;
+    let head = engine_slot(&f.engine, vec![]).await.unwrap().hash;
     f.system.crash_child(child);
-    wait_for(|| async {
+    wait_for("condition", WAIT, || async {
         f.system
             .restarts()
             .await
@@ -523,9 +456,10 @@ async fn a_panicking_child_is_restarted_and_the_engine_keeps_working(#[case] chi
             .copied()
             .filter(|n| *n >= 1)
     })
-    .await;
+    .await
+    .unwrap();
     // The tree is whole again: a full slot succeeds and state survived.
-    let next = wait_for(|| async {
+    let next = wait_for("condition", WAIT, || async {
         let ts = f.engine.forkchoice().await.ok()?.head_timestamp + 2;
         let built = f
             .engine
@@ -534,7 +468,8 @@ async fn a_panicking_child_is_restarted_and_the_engine_keeps_working(#[case] chi
             .ok()?;
         f.engine.commit_payload(built.execution_data).await.ok()
     })
-    .await;
+    .await
+    .unwrap();
     let snap = f.engine.forkchoice().await.unwrap();
     assert_eq!(snap.head, next);
     assert_eq!(snap.head_number, 2, "head was {head} before the crash");
@@ -542,27 +477,33 @@ async fn a_panicking_child_is_restarted_and_the_engine_keeps_working(#[case] chi
     f.system.shutdown().await;
 }
 
+#[rstest]
 #[tokio::test]
-async fn engine_actor_restart_reloads_state_from_disk_and_reannounces_it() {
-    let f = fixture().await;
-    let one = slot(&f.engine, vec![peg_in(0xc1, 1)]).await;
-    let two = slot(&f.engine, vec![]).await;
+async fn a_writer_restart_reloads_state_from_disk_and_reannounces_it(
+    #[future] mock_engine: MockEngine,
+) {
+    let f = mock_engine.await;
+    let one = engine_slot(&f.engine, vec![peg_in(0xc1, 1)])
+        .await
+        .unwrap()
+        .hash;
+    let two = engine_slot(&f.engine, vec![]).await.unwrap().hash;
     f.engine.finalize(one).await.unwrap();
     let before = f.engine.forkchoice().await.unwrap();
     f.mock.clear_requests();
-    f.system.crash_child(ChildKind::Engine);
-    wait_for(|| async { f.system.restarts().await.get(&ChildKind::Engine).copied() }).await;
-    let after = wait_for(|| async {
-        f.engine
-            .status()
-            .await
-            .ok()
-            .filter(|s| s.initialized)
-            .map(|s| s.forkchoice)
+    f.system.crash_child(ChildKind::Writer);
+    wait_for("the writer restarts", WAIT, || async {
+        f.system.restarts().await.get(&ChildKind::Writer).copied()
     })
-    .await;
-    assert_eq!(after, before, "nothing lost");
-    let announced: Vec<_> = f.mock.requests_for("engine_forkchoiceUpdated");
+    .await
+    .unwrap();
+    // The restarted writer announced the state file once; the next write goes through it.
+    let announced = wait_for("the re-announce", WAIT, || async {
+        let fcus = f.mock.requests_for("engine_forkchoiceUpdated");
+        (!fcus.is_empty()).then_some(fcus)
+    })
+    .await
+    .unwrap();
     assert_eq!(announced.len(), 1, "one re-announce: {announced:?}");
     assert_eq!(
         announced[0].params[0]["headBlockHash"],
@@ -572,17 +513,47 @@ async fn engine_actor_restart_reloads_state_from_disk_and_reannounces_it() {
         announced[0].params[0]["finalizedBlockHash"],
         serde_json::json!(one)
     );
+    assert_eq!(f.engine.forkchoice().await.unwrap(), before, "nothing lost");
+    let three = engine_slot(&f.engine, vec![]).await.unwrap().hash;
+    assert_eq!(f.mock.with_chain(|c| c.head()), three);
+    f.system.shutdown().await;
+}
+
+#[rstest]
+#[tokio::test]
+async fn an_engine_actor_restart_loses_only_its_caches(#[future] mock_engine: MockEngine) {
+    let f = mock_engine.await;
+    let head = engine_slot(&f.engine, vec![]).await.unwrap().hash;
+    let before = f.engine.forkchoice().await.unwrap();
+    f.mock.clear_requests();
+    f.system.crash_child(ChildKind::Engine);
+    wait_for("the EngineActor restarts", WAIT, || async {
+        f.system.restarts().await.get(&ChildKind::Engine).copied()
+    })
+    .await
+    .unwrap();
+    assert_eq!(f.engine.forkchoice().await.unwrap(), before);
+    assert!(
+        f.mock.requests_for("engine_forkchoiceUpdated").is_empty(),
+        "the forkchoice belongs to the writer: nothing to re-announce"
+    );
+    // The block cache starts empty: the read goes to the EL and is right.
+    let block = f.engine.get_block(head, true).await.unwrap().unwrap();
+    assert_eq!(block.header.hash, head);
+    assert_eq!(f.mock.requests_for("eth_getBlockByHash").len(), 1);
     f.system.shutdown().await;
 }
 
 #[tokio::test]
 async fn repeated_crashes_escalate_with_a_reason() {
     let mock_config = MockConfig::default().with_profile(ClientProfile::reth());
-    let f = fixture_with(mock_config, |c| c.supervision.max_restarts = 2).await;
+    let f = MockEngine::start_with(mock_config, |c, _| c.supervision.max_restarts = 2)
+        .await
+        .unwrap();
     for n in 1..=3u32 {
         f.system.crash_child(ChildKind::Engine);
         if n < 3 {
-            wait_for(|| async {
+            wait_for("condition", WAIT, || async {
                 f.system
                     .restarts()
                     .await
@@ -590,11 +561,18 @@ async fn repeated_crashes_escalate_with_a_reason() {
                     .copied()
                     .filter(|r| *r >= n)
             })
-            .await;
-            wait_for(|| async { f.engine.status().await.ok().filter(|s| s.initialized) }).await;
+            .await
+            .unwrap();
+            wait_for("condition", WAIT, || async {
+                f.engine.status().await.ok().filter(|s| s.initialized)
+            })
+            .await
+            .unwrap();
         }
     }
-    let reason = wait_for(|| async { f.system.escalation() }).await;
+    let reason = wait_for("condition", WAIT, || async { f.system.escalation() })
+        .await
+        .unwrap();
     assert!(
         reason.contains("EngineActor stopped 3 times") && reason.contains("limit 2"),
         "{reason}"
@@ -620,21 +598,26 @@ async fn failover_to_the_secondary_when_the_primary_goes_down() {
         secondary.with_chain(|c| c.head()),
         "same genesis"
     );
-    let system = EngineSystem::start_with_options(
-        config(&dir),
-        vec![options(&primary), options(&secondary)],
-    )
-    .await
-    .unwrap();
+    let config = test_engine_config(dir.path());
+    let options = vec![
+        mock_client_options(&primary, &config),
+        mock_client_options(&secondary, &config),
+    ];
+    let system = EngineSystem::start_with_options(config, options)
+        .await
+        .unwrap();
     let engine = system.handle();
     // Writes reach every healthy session; the build goes to the primary only.
-    let one = slot(&engine, vec![peg_in(0xd1, 3)]).await;
+    let one = engine_slot(&engine, vec![peg_in(0xd1, 3)])
+        .await
+        .unwrap()
+        .hash;
     assert_eq!(primary.with_chain(|c| c.head()), one);
     assert_eq!(secondary.with_chain(|c| c.head()), one);
     assert!(secondary.requests_for("engine_getPayload").is_empty());
 
     primary.stop().await;
-    let two = wait_for(|| async {
+    let two = wait_for("condition", WAIT, || async {
         let ts = engine.forkchoice().await.ok()?.head_timestamp + 2;
         let built = engine
             .build_payload(BuildPayloadRequest::new(ts))
@@ -642,7 +625,8 @@ async fn failover_to_the_secondary_when_the_primary_goes_down() {
             .ok()?;
         engine.commit_payload(built.execution_data).await.ok()
     })
-    .await;
+    .await
+    .unwrap();
     assert_eq!(secondary.with_chain(|c| c.head()), two);
     let status = engine.status().await.unwrap();
     assert_eq!(
@@ -658,7 +642,7 @@ async fn failover_to_the_secondary_when_the_primary_goes_down() {
 #[tokio::test]
 async fn start_fails_with_a_clear_reason_when_the_el_is_unreachable() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(&dir);
+    let mut config = test_engine_config(dir.path());
     config.health.startup_timeout_ms = 1_000;
     let options = ClientOptions::new(
         "http://127.0.0.1:9",
@@ -674,9 +658,12 @@ async fn start_fails_with_a_clear_reason_when_the_el_is_unreachable() {
     );
 }
 
+#[rstest]
 #[tokio::test]
-async fn a_bridge_peg_out_in_a_committed_block_is_published_once() {
-    let f = fixture().await;
+async fn a_bridge_peg_out_in_a_committed_block_is_published_once(
+    #[future] mock_engine: MockEngine,
+) {
+    let f = mock_engine.await;
     let mut events = f.engine.subscribe();
     let bitcoin_address =
         alloy_primitives::Bytes::from_static(b"tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx");
@@ -699,12 +686,14 @@ async fn a_bridge_peg_out_in_a_committed_block_is_published_once() {
     )
     .unwrap();
     f.engine.send_raw_transaction(raw).await.unwrap();
-    let head = slot(&f.engine, vec![]).await;
+    let head = engine_slot(&f.engine, vec![]).await.unwrap().hash;
     let event = tokio::time::timeout(Duration::from_secs(4), events.recv())
         .await
         .expect("an event")
         .unwrap();
-    let engine_actor::EngineEvent::PegOutRequested(p) = event;
+    let engine_actor::EngineEvent::PegOutRequested(p) = event else {
+        panic!("not a peg-out: {event:?}")
+    };
     assert_eq!(
         (p.tx_hash, p.block_hash, p.block_number),
         (peg_out_tx, head, 1)
@@ -729,11 +718,14 @@ fn methods(mock: &MockExecutionLayer) -> Vec<String> {
         .collect()
 }
 
+#[rstest]
 #[tokio::test]
-async fn a_prepared_build_is_one_get_payload_and_no_forkchoice_updated() {
-    let f = fixture().await;
-    slot(&f.engine, vec![]).await;
-    let ts = next_timestamp(&f.engine).await;
+async fn a_prepared_build_is_one_get_payload_and_no_forkchoice_updated(
+    #[future] mock_engine: MockEngine,
+) {
+    let f = mock_engine.await;
+    engine_slot(&f.engine, vec![]).await.unwrap();
+    let ts = f.engine.forkchoice().await.unwrap().head_timestamp + 2;
     let request = BuildPayloadRequest::new(ts).with_peg_ins(vec![peg_in(0xe1, 50)]);
     let id = f.engine.prepare_payload(request.clone()).await.unwrap();
     f.mock.clear_requests();
@@ -755,10 +747,11 @@ async fn a_prepared_build_is_one_get_payload_and_no_forkchoice_updated() {
     f.system.shutdown().await;
 }
 
+#[rstest]
 #[tokio::test]
-async fn changed_peg_ins_fall_back_and_drop_the_preparation() {
-    let f = fixture().await;
-    let ts = next_timestamp(&f.engine).await;
+async fn changed_peg_ins_fall_back_and_drop_the_preparation(#[future] mock_engine: MockEngine) {
+    let f = mock_engine.await;
+    let ts = f.engine.forkchoice().await.unwrap().head_timestamp + 2;
     f.engine
         .prepare_payload(BuildPayloadRequest::new(ts))
         .await
@@ -785,10 +778,11 @@ async fn changed_peg_ins_fall_back_and_drop_the_preparation() {
     f.system.shutdown().await;
 }
 
+#[rstest]
 #[tokio::test]
-async fn a_preparation_the_el_forgot_falls_back() {
-    let f = fixture().await;
-    let ts = next_timestamp(&f.engine).await;
+async fn a_preparation_the_el_forgot_falls_back(#[future] mock_engine: MockEngine) {
+    let f = mock_engine.await;
+    let ts = f.engine.forkchoice().await.unwrap().head_timestamp + 2;
     f.engine
         .prepare_payload(BuildPayloadRequest::new(ts))
         .await

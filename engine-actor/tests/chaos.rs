@@ -13,23 +13,20 @@
 // Helpers of a test binary: panicking is how they fail the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, time::Duration};
 
-use alloy_primitives::{Address, B256};
+use alloy_primitives::B256;
 use alloy_rpc_types_engine::JwtSecret;
 use engine_actor::{
     BlockRef, ChildKind, CircuitState, EngineHandle, EngineSystem, ForkchoiceSnapshot,
-    metrics::names,
+    metric_names as names,
 };
 use engine_clients::{BuiltPayload, ClientOptions};
 use engine_testkit::{
-    MockExecutionLayer,
+    harness::{MockEngine, engine_slot, metric_sample, peg_in, scrape_metrics, wait_for},
     mock::{ClientProfile, Fault, FaultRule, MockConfig},
 };
-use engine_types::{
-    AddBalance, BuildPayloadRequest, ConsensusAmount, EngineConfig, EngineError, RetryConfig,
-    TimeoutConfig,
-};
+use engine_types::{BuildPayloadRequest, EngineConfig, EngineError, RetryConfig, TimeoutConfig};
 use rstest::rstest;
 
 /// Retries of idempotent calls (reads, getPayload); writes are never retried by the client.
@@ -43,90 +40,61 @@ const FAILURE_THRESHOLD: u32 = 2;
 /// How long an open breaker refuses calls before a probe.
 const OPEN_MS: u64 = 300;
 
-struct Chaos {
-    mock: MockExecutionLayer,
-    system: EngineSystem,
-    engine: EngineHandle,
-    config: EngineConfig,
-    options: ClientOptions,
-    state_path: PathBuf,
-    _dir: tempfile::TempDir,
+/// A [`MockEngine`] with the chaos settings: short slot-path deadlines, fast retries, a
+/// breaker that opens after two failures; `tweak` changes them further.
+async fn chaos_with(tweak: impl FnOnce(&mut EngineConfig, &mut ClientOptions)) -> MockEngine {
+    let mock_config = MockConfig::default().with_profile(ClientProfile::reth());
+    MockEngine::start_with(mock_config, |config, options| {
+        config.health.failure_threshold = FAILURE_THRESHOLD;
+        config.health.open_ms = OPEN_MS;
+        config.health.startup_timeout_ms = 5_000;
+        *options = options
+            .clone()
+            .with_timeouts(TimeoutConfig {
+                forkchoice_updated_ms: SLOT_CALL_DEADLINE_MS,
+                new_payload_ms: SLOT_CALL_DEADLINE_MS,
+                get_payload_ms: SLOT_CALL_DEADLINE_MS,
+                ..TimeoutConfig::default()
+            })
+            .with_retry(RetryConfig {
+                max_retries: MAX_RETRIES,
+                initial_backoff_ms: 1,
+                max_backoff_ms: 5,
+            });
+        tweak(config, options);
+    })
+    .await
+    .expect("engine starts")
 }
 
-fn engine_config(dir: &tempfile::TempDir) -> EngineConfig {
-    let mut config = EngineConfig {
-        state_path: Some(dir.path().join("forkchoice.json")),
-        ..EngineConfig::default()
-    };
-    config.health.poll_interval_ms = 50;
-    config.health.failure_threshold = FAILURE_THRESHOLD;
-    config.health.open_ms = OPEN_MS;
-    config.health.startup_timeout_ms = 5_000;
-    config.supervision.backoff_initial_ms = 10;
-    config.supervision.backoff_max_ms = 50;
-    config
+async fn chaos() -> MockEngine {
+    chaos_with(|_, _| {}).await
 }
 
-fn client_options(mock: &MockExecutionLayer) -> ClientOptions {
-    ClientOptions::new(mock.url(), mock.jwt_secret())
-        .with_fork_schedule(mock.config().fork_schedule)
-        .with_timeouts(TimeoutConfig {
-            forkchoice_updated_ms: SLOT_CALL_DEADLINE_MS,
-            new_payload_ms: SLOT_CALL_DEADLINE_MS,
-            get_payload_ms: SLOT_CALL_DEADLINE_MS,
-            ..TimeoutConfig::default()
-        })
-        .with_retry(RetryConfig {
-            max_retries: MAX_RETRIES,
-            initial_backoff_ms: 1,
-            max_backoff_ms: 5,
-        })
-}
-
-fn mock_config() -> MockConfig {
-    MockConfig::default().with_profile(ClientProfile::reth())
-}
-
-impl Chaos {
-    async fn start() -> Self {
-        Self::start_with(|_, _| {}).await
-    }
-
-    async fn start_with(tweak: impl FnOnce(&mut EngineConfig, &mut ClientOptions)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mock = MockExecutionLayer::start(mock_config()).await.unwrap();
-        let mut config = engine_config(&dir);
-        let mut options = client_options(&mock);
-        tweak(&mut config, &mut options);
-        let state_path = config.state_path.clone().unwrap();
-        let system = EngineSystem::start_with_options(config.clone(), vec![options.clone()])
-            .await
-            .expect("engine starts");
-        let engine = system.handle();
-        Self {
-            mock,
-            system,
-            engine,
-            config,
-            options,
-            state_path,
-            _dir: dir,
-        }
-    }
-
-    fn persisted(&self) -> ForkchoiceSnapshot {
-        serde_json::from_slice(&std::fs::read(&self.state_path).unwrap()).unwrap()
-    }
-
+/// What every chaos test checks of the engine against its EL.
+trait Consistency {
+    /// The state file's forkchoice.
+    fn persisted(&self) -> ForkchoiceSnapshot;
     /// The engine's forkchoice, checked against its state file.
+    async fn forkchoice(&self) -> ForkchoiceSnapshot;
+    /// Every block in `committed` is on the EL's chain and an ancestor of its head; the engine
+    /// and the EL agree on head, safe and finalized; memory equals disk.
+    async fn assert_consistent_with_el(&self, committed: &[B256]);
+    /// Nothing was restarted and the supervisor did not give up.
+    async fn assert_tree_intact(&self);
+}
+
+impl Consistency for MockEngine {
+    fn persisted(&self) -> ForkchoiceSnapshot {
+        ForkchoiceSnapshot::load(&self.state_path).unwrap().unwrap()
+    }
+
     async fn forkchoice(&self) -> ForkchoiceSnapshot {
         let snap = self.engine.forkchoice().await.unwrap();
         assert_eq!(self.persisted(), snap, "the state file equals the memory");
         snap
     }
 
-    /// Every block in `committed` is on the EL's chain and an ancestor of its head; the engine
-    /// and the EL agree on head, safe and finalized; memory equals disk.
     async fn assert_consistent_with_el(&self, committed: &[B256]) {
         let snap = self.forkchoice().await;
         let (head, safe, finalized) = self
@@ -152,7 +120,6 @@ impl Chaos {
         }
     }
 
-    /// Nothing was restarted and the supervisor did not give up.
     async fn assert_tree_intact(&self) {
         assert_eq!(self.system.escalation(), None);
         let restarts = self.system.restarts().await;
@@ -163,13 +130,6 @@ impl Chaos {
     }
 }
 
-fn peg_in(byte: u8, sat: u64) -> AddBalance {
-    AddBalance(
-        Address::repeat_byte(byte),
-        ConsensusAmount::from_satoshi(sat).unwrap(),
-    )
-}
-
 async fn build(engine: &EngineHandle) -> Result<BuiltPayload, EngineError> {
     let ts = engine.forkchoice().await?.head_timestamp + 2;
     engine
@@ -177,30 +137,15 @@ async fn build(engine: &EngineHandle) -> Result<BuiltPayload, EngineError> {
         .await
 }
 
-/// One Alys slot: build on the head with a peg-in, commit.
+/// One Alys slot with a peg-in.
 async fn try_slot(engine: &EngineHandle) -> Result<B256, EngineError> {
-    let built = build(engine).await?;
-    engine.commit_payload(built.execution_data).await
+    engine_slot(engine, vec![peg_in(0xc4, 10)])
+        .await
+        .map(|slot| slot.hash)
 }
 
-async fn slot(engine: &EngineHandle) -> B256 {
-    try_slot(engine).await.expect("slot")
-}
-
-/// Polls `probe` every 20 ms, at most 250 times.
-async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..250 {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{what}: not reached within 250 polls");
-}
+/// How long a condition may take.
+const WAIT: Duration = Duration::from_secs(5);
 
 /// Head (hash, number), safe and finalized of a snapshot.
 fn forkchoice_of(s: &ForkchoiceSnapshot) -> (B256, u64, B256, B256) {
@@ -229,38 +174,11 @@ impl Tally {
     }
 }
 
-/// GET /metrics from the engine's own endpoint.
-async fn scrape(addr: std::net::SocketAddr) -> String {
-    use http_body_util::BodyExt;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Full<bytes::Bytes>>();
-    let resp = client
-        .get(format!("http://{addr}/metrics").parse().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8(body.to_vec()).unwrap()
-}
-
-/// The value of `family{…label…}` in a Prometheus text exposition (0 when absent).
-fn sample(text: &str, family: &str, label: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
-            l.strip_prefix(family)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .find(|l| l.contains(label))
-        .and_then(|l| l.rsplit(' ').next())
-        .map_or(0.0, |v| v.parse().unwrap())
-}
-
 // --- a. the EL killed and restarted mid-production --------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn el_killed_and_restarted_mid_production_loses_no_committed_block() {
-    let f = Chaos::start().await;
+    let f = chaos().await;
     let (metrics_addr, metrics_server) = f
         .system
         .serve_metrics("127.0.0.1:0".parse().unwrap())
@@ -269,12 +187,15 @@ async fn el_killed_and_restarted_mid_production_loses_no_committed_block() {
     let endpoint = format!("endpoint=\"{}\"", f.mock.url());
     let mut committed = Vec::new();
     for _ in 0..4 {
-        committed.push(slot(&f.engine).await);
+        committed.push(try_slot(&f.engine).await.expect("slot"));
     }
     f.engine.finalize(committed[1]).await.unwrap();
     let before_kill = f.forkchoice().await;
-    let text = scrape(metrics_addr).await;
-    assert_eq!(sample(&text, names::CIRCUIT_BREAKER_STATE, &endpoint), 0.0);
+    let text = scrape_metrics(metrics_addr).await.unwrap();
+    assert_eq!(
+        metric_sample(&text, names::CIRCUIT_BREAKER_STATE, &endpoint),
+        0.0
+    );
 
     // Kill the EL. The node keeps producing: every slot fails with a typed error, and the
     // breaker opens after FAILURE_THRESHOLD connectivity failures.
@@ -304,13 +225,16 @@ async fn el_killed_and_restarted_mid_production_loses_no_committed_block() {
         before_kill,
         "nothing applied while down"
     );
-    let text = scrape(metrics_addr).await;
+    let text = scrape_metrics(metrics_addr).await.unwrap();
     assert_eq!(
-        sample(&text, names::CIRCUIT_BREAKER_STATE, &endpoint),
+        metric_sample(&text, names::CIRCUIT_BREAKER_STATE, &endpoint),
         2.0,
         "open"
     );
-    assert_eq!(sample(&text, names::CONNECTION_STATUS, &endpoint), 1.0);
+    assert_eq!(
+        metric_sample(&text, names::CONNECTION_STATUS, &endpoint),
+        1.0
+    );
 
     // Restart on the same port, with the first health probe slow enough to be seen half-open.
     f.mock.inject(
@@ -319,38 +243,40 @@ async fn el_killed_and_restarted_mid_production_loses_no_committed_block() {
             .times(1),
     );
     f.mock.restart().await.unwrap();
-    wait_for("half-open", || async {
+    wait_for("half-open", WAIT, || async {
         (circuit(&f.engine).await == Some(CircuitState::HalfOpen)).then_some(())
     })
-    .await;
-    let text = scrape(metrics_addr).await;
+    .await
+    .unwrap();
+    let text = scrape_metrics(metrics_addr).await.unwrap();
     assert_eq!(
-        sample(&text, names::CIRCUIT_BREAKER_STATE, &endpoint),
+        metric_sample(&text, names::CIRCUIT_BREAKER_STATE, &endpoint),
         1.0,
         "half-open while the probe is in flight"
     );
-    wait_for("closed", || async {
+    wait_for("closed", WAIT, || async {
         (circuit(&f.engine).await == Some(CircuitState::Closed)).then_some(())
     })
-    .await;
-    let text = scrape(metrics_addr).await;
+    .await
+    .unwrap();
+    let text = scrape_metrics(metrics_addr).await.unwrap();
     assert_eq!(
-        sample(&text, names::CIRCUIT_BREAKER_STATE, &endpoint),
+        metric_sample(&text, names::CIRCUIT_BREAKER_STATE, &endpoint),
         0.0,
         "closed"
     );
-    let changes = sample(&text, names::CIRCUIT_BREAKER_STATE_CHANGES_TOTAL, &endpoint);
+    let changes = metric_sample(&text, names::CIRCUIT_BREAKER_STATE_CHANGES_TOTAL, &endpoint);
     // closed → open, (half-open → open) × n while down, half-open → closed.
     assert!(changes >= 2.0, "state changes counted: {changes}");
     assert!(
-        sample(&text, names::ERRORS_TOTAL, "error_type=\"unavailable\"") >= 1.0
-            && sample(&text, names::ERRORS_TOTAL, "error_type=\"transport\"") >= 1.0,
+        metric_sample(&text, names::ERRORS_TOTAL, "error_type=\"unavailable\"") >= 1.0
+            && metric_sample(&text, names::ERRORS_TOTAL, "error_type=\"transport\"") >= 1.0,
         "errors counted by type:\n{text}"
     );
 
     // Production resumes on the same chain.
     for _ in 0..4 {
-        committed.push(slot(&f.engine).await);
+        committed.push(try_slot(&f.engine).await.expect("slot"));
     }
     f.engine.finalize(committed[5]).await.unwrap();
     f.assert_consistent_with_el(&committed).await;
@@ -383,8 +309,8 @@ async fn a_slow_get_payload_is_retried_per_the_retry_config(
     #[case] slow_answers: usize,
     #[case] failure: Option<&str>,
 ) {
-    let f = Chaos::start().await;
-    slot(&f.engine).await;
+    let f = chaos().await;
+    try_slot(&f.engine).await.expect("slot");
     let before = f.forkchoice().await;
     f.mock.inject(
         FaultRule::new(Fault::Latency(SLOW))
@@ -414,7 +340,7 @@ async fn a_slow_get_payload_is_retried_per_the_retry_config(
                 "a failed build changes nothing"
             );
             f.mock.clear_faults();
-            let hash = slot(&f.engine).await;
+            let hash = try_slot(&f.engine).await.expect("slot");
             f.assert_consistent_with_el(&[hash]).await;
         }
     }
@@ -449,8 +375,8 @@ async fn a_timed_out_commit_is_not_retried_and_its_retry_applies_once(
     #[values("engine_newPayload", "engine_forkchoiceUpdated")] method: &str,
     #[values(Slowness::BeforeProcessing, Slowness::AfterProcessing)] slowness: Slowness,
 ) {
-    let f = Chaos::start().await;
-    let first = slot(&f.engine).await;
+    let f = chaos().await;
+    let first = try_slot(&f.engine).await.expect("slot");
     let built = build(&f.engine).await.unwrap();
     let hash = built.block_hash();
     let before = f.forkchoice().await;
@@ -525,8 +451,8 @@ async fn a_timed_out_commit_is_not_retried_and_its_retry_applies_once(
 /// and builds the next slot on its own head: that build's forkchoiceUpdated re-aligns the EL.
 #[tokio::test]
 async fn after_a_late_forkchoice_answer_the_next_slot_realigns_the_el() {
-    let f = Chaos::start().await;
-    let first = slot(&f.engine).await;
+    let f = chaos().await;
+    let first = try_slot(&f.engine).await.expect("slot");
     let abandoned = build(&f.engine).await.unwrap();
     let abandoned_hash = abandoned.block_hash();
     f.mock.inject(
@@ -601,8 +527,8 @@ async fn a_broken_answer_is_a_typed_error_and_changes_nothing(
     #[values(Step::BuildGetPayload, Step::CommitNewPayload, Step::CommitForkchoice)] step: Step,
 ) {
     let (fault, kind) = fault;
-    let f = Chaos::start().await;
-    let first = slot(&f.engine).await;
+    let f = chaos().await;
+    let first = try_slot(&f.engine).await.expect("slot");
     let built = match step {
         Step::BuildGetPayload => None,
         Step::CommitNewPayload | Step::CommitForkchoice => Some(build(&f.engine).await.unwrap()),
@@ -667,19 +593,22 @@ async fn a_status_storm_leaves_state_untouched_and_is_counted(
     #[case] method: &str,
     #[case] kind: &str,
 ) {
-    let f = Chaos::start().await;
+    let f = chaos().await;
     let (metrics_addr, metrics_server) = f
         .system
         .serve_metrics("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let mut committed = vec![slot(&f.engine).await, slot(&f.engine).await];
+    let mut committed = vec![
+        try_slot(&f.engine).await.expect("slot"),
+        try_slot(&f.engine).await.expect("slot"),
+    ];
     f.engine.finalize(committed[0]).await.unwrap();
     let before = f.forkchoice().await;
-    let text = scrape(metrics_addr).await;
+    let text = scrape_metrics(metrics_addr).await.unwrap();
     let label = format!("error_type=\"{kind}\"");
-    let errors_before = sample(&text, names::ERRORS_TOTAL, &label);
-    let committed_before = sample(&text, names::BLOCKS_COMMITTED_TOTAL, "");
+    let errors_before = metric_sample(&text, names::ERRORS_TOTAL, &label);
+    let committed_before = metric_sample(&text, names::BLOCKS_COMMITTED_TOTAL, "");
 
     f.mock.inject(FaultRule::new(fault).on(method));
     for n in 1..=STORM_SLOTS {
@@ -707,26 +636,26 @@ async fn a_status_storm_leaves_state_untouched_and_is_counted(
         (before.head, before.finalized),
         "the EL's forkchoice never moved"
     );
-    let text = scrape(metrics_addr).await;
+    let text = scrape_metrics(metrics_addr).await.unwrap();
     assert_eq!(
-        sample(&text, names::ERRORS_TOTAL, &label) - errors_before,
+        metric_sample(&text, names::ERRORS_TOTAL, &label) - errors_before,
         f64::from(STORM_SLOTS),
         "every refusal counted"
     );
     assert_eq!(
-        sample(&text, names::BLOCKS_COMMITTED_TOTAL, ""),
+        metric_sample(&text, names::BLOCKS_COMMITTED_TOTAL, ""),
         committed_before
     );
     // Answers, not connectivity failures: the breaker stays closed.
     assert_eq!(circuit(&f.engine).await, Some(CircuitState::Closed));
     assert_eq!(
-        sample(&text, names::CIRCUIT_BREAKER_STATE_CHANGES_TOTAL, ""),
+        metric_sample(&text, names::CIRCUIT_BREAKER_STATE_CHANGES_TOTAL, ""),
         0.0
     );
 
     // The storm ends: production resumes where it stopped.
     f.mock.clear_faults();
-    committed.push(slot(&f.engine).await);
+    committed.push(try_slot(&f.engine).await.expect("slot"));
     assert_eq!(f.forkchoice().await.head_number, before.head_number + 1);
     f.assert_consistent_with_el(&committed).await;
     f.assert_tree_intact().await;
@@ -743,15 +672,15 @@ async fn a_status_storm_leaves_state_untouched_and_is_counted(
 
 #[tokio::test]
 async fn escalation_stops_the_whole_tree_and_a_new_system_resumes_from_disk() {
-    let f = Chaos::start_with(|c, _| c.supervision.max_restarts = 2).await;
-    let one = slot(&f.engine).await;
-    let two = slot(&f.engine).await;
+    let f = chaos_with(|c, _| c.supervision.max_restarts = 2).await;
+    let one = try_slot(&f.engine).await.expect("slot");
+    let two = try_slot(&f.engine).await.expect("slot");
     f.engine.finalize(one).await.unwrap();
     let before = f.forkchoice().await;
     for n in 1..=3u32 {
         f.system.crash_child(ChildKind::Engine);
         if n < 3 {
-            wait_for("restart", || async {
+            wait_for("restart", WAIT, || async {
                 f.system
                     .restarts()
                     .await
@@ -759,32 +688,36 @@ async fn escalation_stops_the_whole_tree_and_a_new_system_resumes_from_disk() {
                     .copied()
                     .filter(|r| *r >= n)
             })
-            .await;
-            wait_for("initialised", || async {
+            .await
+            .unwrap();
+            wait_for("initialised", WAIT, || async {
                 f.engine.status().await.ok().filter(|s| s.initialized)
             })
-            .await;
+            .await
+            .unwrap();
         }
     }
-    let reason = wait_for("escalation", || async { f.system.escalation() }).await;
+    let reason = wait_for("escalation", WAIT, || async { f.system.escalation() })
+        .await
+        .unwrap();
     assert!(reason.contains("EngineActor stopped 3 times"), "{reason}");
     let restarts = f.system.metrics().render();
     assert_eq!(
-        sample(
+        metric_sample(
             &restarts,
             names::ACTOR_RESTARTS_TOTAL,
             "child=\"EngineActor\""
         ),
         2.0
     );
-    let Chaos {
+    let MockEngine {
         mock,
         system,
         engine,
         config,
         options,
         state_path,
-        _dir,
+        dir: _dir,
     } = f;
     tokio::time::timeout(Duration::from_secs(5), system.wait_stopped())
         .await
@@ -820,7 +753,7 @@ async fn escalation_stops_the_whole_tree_and_a_new_system_resumes_from_disk() {
         .expect("a new engine starts on the same state");
     let engine = system.handle();
     assert_eq!(engine.forkchoice().await.unwrap(), before);
-    let three = slot(&engine).await;
+    let three = try_slot(&engine).await.expect("slot");
     let snap = engine.forkchoice().await.unwrap();
     assert_eq!((snap.head, snap.head_number), (three, 3));
     assert!(mock.with_chain(|c| c.is_ancestor(two, three)));
@@ -837,7 +770,7 @@ async fn escalation_stops_the_whole_tree_and_a_new_system_resumes_from_disk() {
 #[tokio::test]
 async fn a_jwt_secret_rotated_on_disk_is_picked_up_by_a_running_engine() {
     let secret_dir = tempfile::tempdir().unwrap();
-    let f = Chaos::start_with(|_, _| {}).await;
+    let f = chaos_with(|_, _| {}).await;
     // Restart the engine reading its secret from a file, as a node does.
     let path = f.mock.write_jwt_secret(secret_dir.path()).unwrap();
     let mut options = ClientOptions::with_secret_file(f.mock.url(), &path).unwrap();
@@ -845,11 +778,11 @@ async fn a_jwt_secret_rotated_on_disk_is_picked_up_by_a_running_engine() {
         .with_fork_schedule(f.options.fork_schedule)
         .with_timeouts(f.options.timeouts)
         .with_retry(f.options.retry);
-    let Chaos {
+    let MockEngine {
         mock,
         system,
         config,
-        _dir,
+        dir: _dir,
         ..
     } = f;
     system.shutdown().await;
@@ -857,14 +790,14 @@ async fn a_jwt_secret_rotated_on_disk_is_picked_up_by_a_running_engine() {
         .await
         .unwrap();
     let engine = system.handle();
-    let one = slot(&engine).await;
+    let one = try_slot(&engine).await.expect("slot");
 
     // The operator rotates the secret: the EL and the file change together.
     let rotated = JwtSecret::random();
     mock.set_jwt_secret(rotated);
     std::fs::write(&path, alloy_primitives::hex::encode(rotated.as_bytes())).unwrap();
     mock.clear_requests();
-    let two = slot(&engine).await;
+    let two = try_slot(&engine).await.expect("slot");
     let refused = mock.requests().iter().filter(|r| !r.authorized).count();
     assert!(refused >= 1, "the old secret was refused at least once");
     assert_eq!(mock.with_chain(|c| c.head()), two);
@@ -880,10 +813,10 @@ async fn a_jwt_secret_rotated_on_disk_is_picked_up_by_a_running_engine() {
 /// forkchoice or a spurious "stopped" error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_racing_an_engine_crash_are_answered_by_the_restarted_actor() {
-    let chaos = Chaos::start().await;
+    let chaos = chaos().await;
     let mut heads = Vec::new();
     for _ in 0..3 {
-        heads.push(slot(&chaos.engine).await);
+        heads.push(try_slot(&chaos.engine).await.expect("slot"));
     }
     let head = *heads.last().unwrap();
     // Four crashes: within the default limit of five restarts per minute.
@@ -905,14 +838,15 @@ async fn reads_racing_an_engine_crash_are_answered_by_the_restarted_actor() {
         status.unwrap();
         // The next round crashes the restarted actor.
         // (The count moves when the restart is scheduled; the successor answers once it runs.)
-        wait_for("the restart", || async {
+        wait_for("the restart", WAIT, || async {
             let restarts = chaos.system.restarts().await;
             restarts
                 .get(&ChildKind::Engine)
                 .copied()
                 .filter(|n| *n > round)
         })
-        .await;
+        .await
+        .unwrap();
         // forkchoice() waits until the successor has loaded the forkchoice.
         assert_eq!(chaos.engine.forkchoice().await.unwrap().head, head);
         assert!(chaos.engine.status().await.unwrap().initialized);

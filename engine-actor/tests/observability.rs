@@ -6,40 +6,30 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use alloy_primitives::{Address, B256};
-use engine_actor::{EngineHandle, EngineSystem, telemetry};
-use engine_clients::ClientOptions;
+use engine_actor::EngineHandle;
 use engine_testkit::{
-    MockExecutionLayer,
+    harness::{MockEngine, engine_slot, scrape_metrics},
     mock::{ClientProfile, MockConfig},
 };
-use engine_types::{AddBalance, BuildPayloadRequest, ConsensusAmount, EngineConfig};
+use engine_types::{AddBalance, BuildPayloadRequest, ConsensusAmount};
 use opentelemetry::trace::SpanKind;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use tracing::Instrument;
 use tracing_subscriber::{Layer, layer::SubscriberExt};
 
-async fn start() -> (MockExecutionLayer, EngineSystem) {
-    let mock = MockExecutionLayer::start(MockConfig::default().with_profile(ClientProfile::reth()))
+/// An engine on the mock that polls rarely (its polls would otherwise show in traces and
+/// metrics).
+async fn start() -> MockEngine {
+    let mock_config = MockConfig::default().with_profile(ClientProfile::reth());
+    MockEngine::start_with(mock_config, |c, _| c.health.poll_interval_ms = 60_000)
         .await
-        .unwrap();
-    let options = ClientOptions::new(mock.url(), mock.jwt_secret());
-    let mut config = EngineConfig::default();
-    config.health.poll_interval_ms = 60_000;
-    let system = EngineSystem::start_with_options(config, vec![options])
-        .await
-        .unwrap();
-    (mock, system)
+        .unwrap()
 }
 
 /// build → commit → (receipts) → finalize, as the node does each slot.
 async fn one_slot(engine: &EngineHandle) -> B256 {
-    let ts = engine.forkchoice().await.unwrap().head_timestamp + 2;
     let peg_in = AddBalance(Address::repeat_byte(0x51), ConsensusAmount(1_000));
-    let built = engine
-        .build_payload(BuildPayloadRequest::new(ts).with_peg_ins(vec![peg_in]))
-        .await
-        .unwrap();
-    let hash = engine.commit_payload(built.execution_data).await.unwrap();
+    let hash = engine_slot(engine, vec![peg_in]).await.unwrap().hash;
     engine.get_receipts(hash).await.unwrap();
     engine.finalize(hash).await.unwrap();
     hash
@@ -94,12 +84,17 @@ async fn one_slot_is_one_connected_trace() {
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
         .build();
-    let filter = telemetry::span_filter().with_target("observability", tracing::Level::INFO);
-    let subscriber =
-        tracing_subscriber::registry().with(telemetry::otel_layer(&provider).with_filter(filter));
+    let filter = engine_actor::span_filter().with_target("observability", tracing::Level::INFO);
+    let subscriber = tracing_subscriber::registry()
+        .with(engine_actor::otel_layer(&provider).with_filter(filter));
     let _default = tracing::subscriber::set_default(subscriber);
 
-    let (_mock, system) = start().await;
+    let MockEngine {
+        system,
+        mock: _mock,
+        dir: _dir,
+        ..
+    } = start().await;
     let engine = system.handle();
     let slot = tracing::info_span!("alys.slot", slot = 1);
     one_slot(&engine).instrument(slot).await;
@@ -179,19 +174,16 @@ fn families(text: &str) -> String {
 /// run must have produced.
 #[tokio::test]
 async fn metric_families_after_a_scripted_run() {
-    let mock = MockExecutionLayer::start(MockConfig::default().with_profile(ClientProfile::reth()))
+    let mock_config = MockConfig::default().with_profile(ClientProfile::reth());
+    let MockEngine {
+        mock: _mock,
+        system,
+        engine,
+        dir: _dir,
+        ..
+    } = MockEngine::start_with(mock_config, |c, _| c.health.poll_interval_ms = 20)
         .await
         .unwrap();
-    let mut config = EngineConfig::default();
-    config.health.poll_interval_ms = 20;
-    config.supervision.backoff_initial_ms = 10;
-    let system = EngineSystem::start_with_options(
-        config,
-        vec![ClientOptions::new(mock.url(), mock.jwt_secret())],
-    )
-    .await
-    .unwrap();
-    let engine = system.handle();
     system.crash_child(engine_actor::ChildKind::CacheJanitor);
     while system.restarts().await.is_empty() {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -220,9 +212,9 @@ async fn metric_families_after_a_scripted_run() {
         .serve_metrics("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let text = scrape(addr).await;
+    let text = scrape_metrics(addr).await.unwrap();
     server.abort();
-    for family in engine_actor::metrics::names::ALL {
+    for family in engine_actor::metric_names::ALL {
         assert!(
             text.contains(&format!("# TYPE {family} ")),
             "{family} not exported after the scripted run"
@@ -248,31 +240,12 @@ async fn metric_families_after_a_scripted_run() {
     system.shutdown().await;
 }
 
-async fn scrape(addr: std::net::SocketAddr) -> String {
-    use http_body_util::BodyExt;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Full<bytes::Bytes>>();
-    let resp = client
-        .get(format!("http://{addr}/metrics").parse().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    String::from_utf8(
-        resp.into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-    .unwrap()
-}
-
 /// Two engines in one process keep separate registries: no panic, no shared counts.
 #[tokio::test]
 async fn two_engines_in_one_process_do_not_collide() {
-    let (_m1, a) = start().await;
-    let (_m2, b) = start().await;
+    let first = start().await;
+    let second = start().await;
+    let (a, b) = (&first.system, &second.system);
     one_slot(&a.handle()).await;
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert!(
@@ -285,8 +258,8 @@ async fn two_engines_in_one_process_do_not_collide() {
             .render()
             .contains("engine_blocks_committed_total 0")
     );
-    a.shutdown().await;
-    b.shutdown().await;
+    first.system.shutdown().await;
+    second.system.shutdown().await;
 }
 
 /// Every metric the Grafana dashboard in docs/ queries is one the engine exports.
@@ -308,7 +281,7 @@ fn the_grafana_dashboard_queries_only_exported_metrics() {
                     .find_map(|s| token.strip_suffix(s))
                     .unwrap_or(token);
                 assert!(
-                    engine_actor::metrics::names::ALL.contains(&family),
+                    engine_actor::metric_names::ALL.contains(&family),
                     "panel `{}` queries unknown metric {family}",
                     panel["title"]
                 );

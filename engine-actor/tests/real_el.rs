@@ -12,42 +12,41 @@ use std::{collections::BTreeMap, time::Duration};
 
 use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_primitives::{Address, Bytes, U256};
-use engine_actor::{BlockRef, ChildKind, Engine, EngineEvent, EngineSystem};
-use engine_clients::{ClientOptions, ExecutionClient, HttpExecutionClient};
+use engine_actor::{BlockRef, ChildKind, Engine, EngineEvent};
+use engine_clients::ExecutionClient;
 use engine_testkit::{
-    DEV_PRIVATE_KEY, GenesisOptions, RealClientKind, RealExecutionClient,
+    DEV_PRIVATE_KEY, GenesisOptions, RealClientKind,
     bridge::{BRIDGE_ADDRESS, bridge_runtime_code, signed_peg_out},
+    harness::{RealEngine, wait_for},
 };
-use engine_types::{AddBalance, BuildPayloadRequest, ConsensusAmount, EngineConfig, ForkSchedule};
+use engine_types::{AddBalance, BuildPayloadRequest, ConsensusAmount};
+use rstest::rstest;
+
+const WAIT: Duration = Duration::from_secs(10);
 
 const SLOTS: u64 = 50;
 const CRASH_AT: u64 = 25;
 const PEG_OUT_AT: u64 = 7;
 
+#[rstest]
+#[case::ethereumjs(RealClientKind::EthereumJs)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_alys_slots_with_a_restart_and_a_peg_out_on_ethereumjs() {
+async fn fifty_alys_slots_with_a_restart_and_a_peg_out(#[case] kind: RealClientKind) {
     let genesis = GenesisOptions::default().with_contract(BRIDGE_ADDRESS, bridge_runtime_code());
-    let el = RealExecutionClient::start(RealClientKind::EthereumJs, &genesis)
-        .await
-        .expect("EthereumJS starts (run `just setup`)");
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = EngineConfig {
-        state_path: Some(dir.path().join("forkchoice.json")),
-        ..EngineConfig::default()
-    };
-    config.fork_schedule = ForkSchedule::shanghai();
-    config.supervision.backoff_initial_ms = 20;
-    let options = ClientOptions::new(el.engine_url(), el.jwt_secret())
-        .with_eth_url(el.eth_url())
-        .with_fork_schedule(config.fork_schedule);
-    let system = EngineSystem::start_with_options(config, vec![options.clone()])
-        .await
-        .expect("engine starts");
-    let engine = system.handle();
+    let RealEngine {
+        el,
+        system,
+        engine,
+        observer,
+        dir: _dir,
+        ..
+    } = RealEngine::start(kind, &genesis, |config| {
+        config.supervision.backoff_initial_ms = 20;
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{kind} and the engine start: {e:#}"));
     let legacy = Engine::new(engine.clone());
     let mut events = engine.subscribe();
-    // An independent client to check the EL's own view at the end.
-    let observer = HttpExecutionClient::connect(options).await.unwrap();
 
     let bitcoin_address = Bytes::from_static(b"bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq");
     let peg_out_value = U256::from(2_000_000u64) * U256::from(10_000_000_000u64); // 2,000,000 sat
@@ -58,9 +57,16 @@ async fn fifty_alys_slots_with_a_restart_and_a_peg_out_on_ethereumjs() {
     for slot in 1..=SLOTS {
         if slot == CRASH_AT {
             system.crash_child(ChildKind::Engine);
-            wait(|| async { system.restarts().await.get(&ChildKind::Engine).copied() }).await;
-            let status =
-                wait(|| async { engine.status().await.ok().filter(|s| s.initialized) }).await;
+            wait_for("the restart", WAIT, || async {
+                system.restarts().await.get(&ChildKind::Engine).copied()
+            })
+            .await
+            .unwrap();
+            let status = wait_for("the restarted engine", WAIT, || async {
+                engine.status().await.ok().filter(|s| s.initialized)
+            })
+            .await
+            .unwrap();
             println!(
                 "slot {slot:>2}: EngineActor crashed and restarted; reloaded head #{} {}",
                 status.forkchoice.head_number, status.forkchoice.head
@@ -154,6 +160,7 @@ async fn fifty_alys_slots_with_a_restart_and_a_peg_out_on_ethereumjs() {
     while let Ok(event) = tokio::time::timeout(Duration::from_millis(500), events.recv()).await {
         match event {
             Ok(EngineEvent::PegOutRequested(p)) => peg_outs.push(p),
+            Ok(other) => panic!("unexpected event {other:?}"),
             Err(e) => panic!("event stream: {e}"),
         }
     }
@@ -194,41 +201,24 @@ async fn fifty_alys_slots_with_a_restart_and_a_peg_out_on_ethereumjs() {
     system.shutdown().await;
 }
 
-async fn wait<T, F, Fut>(mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..300 {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("condition not reached within 6 s");
-}
-
 /// Twenty slots where the next slot is prepared right after each commit, as Alys would with
 /// the peg-ins it already knows: every build is getPayload only, every block commits, every
 /// peg-in is credited.
+#[rstest]
+#[case::ethereumjs(RealClientKind::EthereumJs)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_prepared_slots_on_ethereumjs() {
+async fn twenty_prepared_slots(#[case] kind: RealClientKind) {
     const PREPARED_SLOTS: u64 = 20;
-    let el = RealExecutionClient::start(RealClientKind::EthereumJs, &GenesisOptions::default())
+    let RealEngine {
+        el: _el,
+        system,
+        engine,
+        observer,
+        dir: _dir,
+        ..
+    } = RealEngine::start(kind, &GenesisOptions::default(), |_| {})
         .await
-        .expect("EthereumJS starts (run `just setup`)");
-    let config = EngineConfig {
-        fork_schedule: ForkSchedule::shanghai(),
-        ..EngineConfig::default()
-    };
-    let options = ClientOptions::new(el.engine_url(), el.jwt_secret())
-        .with_eth_url(el.eth_url())
-        .with_fork_schedule(config.fork_schedule);
-    let system = EngineSystem::start_with_options(config, vec![options.clone()])
-        .await
-        .expect("engine starts");
-    let engine = system.handle();
-    let observer = HttpExecutionClient::connect(options).await.unwrap();
+        .unwrap_or_else(|e| panic!("{kind} and the engine start: {e:#}"));
     let request_for = |timestamp: u64, slot: u64| {
         BuildPayloadRequest::new(timestamp).with_peg_ins(vec![AddBalance(
             Address::with_last_byte(0x80 + slot as u8),

@@ -25,15 +25,13 @@ use std::{
 use alloy_consensus::TxEnvelope;
 use alloy_primitives::{Address, B256};
 use alloy_rpc_types_engine::ExecutionData;
-use engine_actor::{ChildKind, EngineHandle, EngineSystem, ForkchoiceSnapshot, persistence};
-use engine_clients::ClientOptions;
+use engine_actor::{ChildKind, EngineHandle, EngineSystem, ForkchoiceSnapshot};
 use engine_testkit::{
     MockExecutionLayer,
+    harness::MockEngine,
     mock::{ClientProfile, Fault, FaultRule, MockConfig},
 };
-use engine_types::{
-    AddBalance, BuildPayloadRequest, ConsensusAmount, EngineConfig, RetryConfig, TimeoutConfig,
-};
+use engine_types::{AddBalance, BuildPayloadRequest, ConsensusAmount, TimeoutConfig};
 use proptest::{
     prelude::*,
     test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner},
@@ -151,8 +149,11 @@ enum Op {
         method: Method,
         times: usize,
     },
-    /// Panic the EngineActor (the supervisor restarts it from the persisted state).
+    /// Panic the EngineActor (the supervisor restarts it; the forkchoice is the writer's).
     Crash,
+    /// Panic the writer between writes (the supervisor restarts it; it reloads the state file
+    /// and re-announces it).
+    CrashWriter,
     /// Panic the EngineActor while a commit is in flight (its forkchoiceUpdated held back
     /// `delay_ms` at the EL): whatever the commit's caller hears, afterwards the engine, its
     /// state file and the EL must agree.
@@ -207,6 +208,7 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (fault_kind(), method(), 1usize..=2)
             .prop_map(|(fault, method, times)| Op::Inject { fault, method, times }),
         1 => Just(Op::Crash),
+        1 => Just(Op::CrashWriter),
         1 => (5u8..=20).prop_map(|delay_ms| Op::CrashMidCommit { delay_ms }),
     ]
 }
@@ -238,7 +240,7 @@ fn count(counter: &AtomicU64) {
 }
 
 /// One case: a fresh mock and actor tree, and what the case has seen so far.
-struct Harness {
+struct Case {
     mock: MockExecutionLayer,
     system: EngineSystem,
     engine: EngineHandle,
@@ -249,42 +251,6 @@ struct Harness {
     /// Payloads built in this case (committed or not).
     built: Vec<ExecutionData>,
     _dir: tempfile::TempDir,
-}
-
-fn engine_config(dir: &tempfile::TempDir, mock: &MockExecutionLayer) -> EngineConfig {
-    let mut config = EngineConfig {
-        state_path: Some(dir.path().join("forkchoice.json")),
-        fork_schedule: mock.config().fork_schedule,
-        ..EngineConfig::default()
-    };
-    config.health.poll_interval_ms = 50;
-    // The breaker may open under a burst of faults (then writes fail fast: also a path worth
-    // exercising), but not for long.
-    config.health.failure_threshold = 3;
-    config.health.open_ms = 20;
-    config.supervision.backoff_initial_ms = 1;
-    config.supervision.backoff_max_ms = 5;
-    config.supervision.max_restarts = 1_000;
-    config
-}
-
-fn client_options(mock: &MockExecutionLayer) -> ClientOptions {
-    ClientOptions::new(mock.url(), mock.jwt_secret())
-        .with_fork_schedule(mock.config().fork_schedule)
-        // Generous next to the injected latency (≤ 3 ms): no timeout fires by accident.
-        .with_timeouts(TimeoutConfig {
-            forkchoice_updated_ms: 2_000,
-            new_payload_ms: 2_000,
-            get_payload_ms: 2_000,
-            get_payload_bodies_ms: 2_000,
-            identification_ms: 2_000,
-            eth_ms: 2_000,
-        })
-        .with_retry(RetryConfig {
-            max_retries: 1,
-            initial_backoff_ms: 1,
-            max_backoff_ms: 2,
-        })
 }
 
 fn peg_ins(n: usize) -> Vec<AddBalance> {
@@ -306,19 +272,39 @@ macro_rules! ensure {
     };
 }
 
-impl Harness {
+impl Case {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mock =
-            MockExecutionLayer::start(MockConfig::default().with_profile(ClientProfile::reth()))
-                .await
-                .unwrap();
-        let config = engine_config(&dir, &mock);
-        let state_path = config.state_path.clone().unwrap();
-        let system = EngineSystem::start_with_options(config, vec![client_options(&mock)])
-            .await
-            .expect("engine starts");
-        let engine = system.handle();
+        let mock_config = MockConfig::default().with_profile(ClientProfile::reth());
+        let MockEngine {
+            mock,
+            system,
+            engine,
+            state_path,
+            dir,
+            ..
+        } = MockEngine::start_with(mock_config, |config, options| {
+            // The breaker may open under a burst of faults (then writes fail fast: also a path
+            // worth exercising), but not for long.
+            config.health.failure_threshold = 3;
+            config.health.open_ms = 20;
+            config.supervision.backoff_initial_ms = 1;
+            config.supervision.backoff_max_ms = 5;
+            config.supervision.max_restarts = 1_000;
+            // Generous next to the injected latency (≤ 3 ms): no timeout fires by accident.
+            let generous = TimeoutConfig {
+                forkchoice_updated_ms: 2_000,
+                new_payload_ms: 2_000,
+                get_payload_ms: 2_000,
+                get_payload_bodies_ms: 2_000,
+                identification_ms: 2_000,
+                eth_ms: 2_000,
+                ..TimeoutConfig::default()
+            };
+            config.timeouts = generous;
+            *options = options.clone().with_timeouts(generous);
+        })
+        .await
+        .expect("engine starts");
         let genesis = mock.with_chain(|c| c.genesis_hash());
         Self {
             mock,
@@ -539,8 +525,13 @@ impl Harness {
                 );
                 count(&TOTALS.faults);
             }
-            Op::Crash => {
-                self.crash_and_wait().await?;
+            Op::Crash | Op::CrashWriter => {
+                let child = if matches!(op, Op::Crash) {
+                    ChildKind::Engine
+                } else {
+                    ChildKind::Writer
+                };
+                self.crash_and_wait(child).await?;
                 let snap = self.forkchoice().await?;
                 ensure!(
                     snap == before,
@@ -565,7 +556,7 @@ impl Harness {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
                 self.mock.clear_requests();
-                self.crash_and_wait().await?;
+                self.crash_and_wait(ChildKind::Engine).await?;
                 let result = commit.await.unwrap();
                 count_write(result.is_ok());
                 if result.is_ok() {
@@ -599,25 +590,37 @@ impl Harness {
         self.check_invariants().await
     }
 
-    /// Panic the EngineActor and wait until its successor has synchronised with the EL.
-    async fn crash_and_wait(&self) -> Result<(), TestCaseError> {
-        let restarts = |r: std::collections::HashMap<ChildKind, u32>| {
-            r.get(&ChildKind::Engine).copied().unwrap_or_default()
-        };
-        let before = restarts(self.system.restarts().await);
-        self.system.crash_child(ChildKind::Engine);
+    /// Panic `child` and wait until its successor runs and the engine is synchronised.
+    async fn crash_and_wait(&self, child: ChildKind) -> Result<(), TestCaseError> {
+        let before = self
+            .engine
+            .status()
+            .await
+            .map_err(|e| TestCaseError::fail(format!("status before a crash: {e}")))?;
+        let restarts = |r: std::collections::HashMap<ChildKind, u32>| r.get(&child).copied();
+        let restarts_before = restarts(self.system.restarts().await).unwrap_or_default();
+        self.system.crash_child(child);
         count(&TOTALS.crashes);
         for _ in 0..2_000 {
-            if restarts(self.system.restarts().await) > before
-                && self.engine.status().await.is_ok_and(|s| s.initialized)
-            {
+            let back = match self.engine.status().await {
+                Ok(s) if child == ChildKind::Writer => {
+                    s.writer.generation > before.writer.generation && s.writer.synchronized
+                }
+                // The EngineActor answers status: an answer after the restart count moved is
+                // its successor's.
+                Ok(_) => {
+                    restarts(self.system.restarts().await).is_some_and(|n| n > restarts_before)
+                }
+                Err(_) => false,
+            };
+            if back {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        Err(TestCaseError::fail(
-            "the EngineActor did not come back after a crash",
-        ))
+        Err(TestCaseError::fail(format!(
+            "{child} did not come back after a crash"
+        )))
     }
 
     async fn check_invariants(&self) -> Result<(), TestCaseError> {
@@ -659,7 +662,7 @@ impl Harness {
             );
             Ok(())
         })?;
-        let saved = persistence::load(&self.state_path)
+        let saved = ForkchoiceSnapshot::load(&self.state_path)
             .map_err(|e| TestCaseError::fail(format!("state file unreadable: {e}")))?;
         ensure!(
             saved == Some(snap),
@@ -686,7 +689,7 @@ fn quiet_injected_panics() {
             let injected = info
                 .payload()
                 .downcast_ref::<&str>()
-                .is_some_and(|m| m.contains("injected EngineActor crash"));
+                .is_some_and(|m| m.starts_with("injected "));
             if !injected {
                 default_hook(info);
             }
@@ -695,7 +698,7 @@ fn quiet_injected_panics() {
 }
 
 async fn run_sequence(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let mut h = Harness::start().await;
+    let mut h = Case::start().await;
     h.check_invariants().await?;
     let mut result = Ok(());
     for (i, op) in ops.iter().enumerate() {

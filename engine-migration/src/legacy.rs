@@ -82,13 +82,14 @@ impl LegacyEngine for engine_actor::Engine {
 /// The old engine's sequential behaviour, on engine-clients: no actor, no caches, one call after
 /// the other — but the payload status is checked (the old code returned an ancestor's hash as
 /// success on INVALID) and nothing unwraps.
+///
+/// Every write holds the state lock from its first EL call to its last state update, so
+/// concurrent writes apply one after the other and none loses another's update (the old
+/// engine's `RwLock` did the same for the finalized hash).
 #[derive(Debug)]
 pub struct DirectEngine {
     client: HttpExecutionClient,
-    /// Forkchoice as the old engine kept it (head and finalized).
-    forkchoice: Mutex<ForkchoiceState>,
-    /// Next withdrawal index.
-    next_withdrawal_index: Mutex<u64>,
+    state: Mutex<PathState>,
 }
 
 impl DirectEngine {
@@ -110,17 +111,17 @@ impl DirectEngine {
             .flatten()
             .map(|b| b.header.hash)
             .unwrap_or_default();
-        let state = ForkchoiceState {
+        let forkchoice = ForkchoiceState {
             head_block_hash: head.header.hash,
             safe_block_hash: finalized,
             finalized_block_hash: finalized,
         };
         Ok(Self {
             client,
-            forkchoice: Mutex::new(state),
-            next_withdrawal_index: Mutex::new(index_after(
-                head.withdrawals.as_ref().map(|w| w.as_slice()),
-            )),
+            state: Mutex::new(PathState {
+                forkchoice,
+                next_withdrawal_index: index_after(head.withdrawals.as_ref().map(|w| w.as_slice())),
+            }),
         })
     }
 
@@ -137,11 +138,12 @@ impl LegacyEngine for DirectEngine {
         payload_head: Option<B256>,
         add_balances: Vec<AddBalance>,
     ) -> Result<ExecutionData, EngineError> {
-        let mut state = *self.forkchoice.lock().await;
+        let path = self.state.lock().await;
+        let mut state = path.forkchoice;
         if let Some(head) = payload_head {
             state.head_block_hash = head;
         }
-        let first_index = *self.next_withdrawal_index.lock().await;
+        let first_index = path.next_withdrawal_index;
         let fork = self.client.fork_schedule().fork_at(timestamp.as_secs());
         let root = fork.has_blob_fields().then_some(B256::ZERO);
         let attributes = PayloadAttributes {
@@ -173,25 +175,31 @@ impl LegacyEngine for DirectEngine {
     async fn commit_block(&self, payload: ExecutionData) -> Result<B256, EngineError> {
         let hash = payload.payload.block_hash();
         let after = index_after(payload.payload.withdrawals().map(Vec::as_slice));
+        let mut path = self.state.lock().await;
         require_valid(&self.client.new_payload(&payload).await?, hash)?;
-        let mut state = *self.forkchoice.lock().await;
+        let mut state = path.forkchoice;
         state.head_block_hash = hash;
         let updated = self.client.forkchoice_updated(state, None).await?;
         if !updated.payload_status.is_valid() {
             return Err(EngineError::Syncing { block_hash: hash });
         }
-        *self.forkchoice.lock().await = state;
-        let mut next = self.next_withdrawal_index.lock().await;
-        *next = (*next).max(after);
+        path.forkchoice = state;
+        path.next_withdrawal_index = path.next_withdrawal_index.max(after);
         Ok(hash)
     }
 
     async fn set_finalized(&self, hash: B256) -> Result<(), EngineError> {
-        let mut state = *self.forkchoice.lock().await;
+        let mut path = self.state.lock().await;
+        let mut state = path.forkchoice;
         state.safe_block_hash = hash;
         state.finalized_block_hash = hash;
-        self.client.forkchoice_updated(state, None).await?;
-        *self.forkchoice.lock().await = state;
+        let updated = self.client.forkchoice_updated(state, None).await?;
+        if !updated.payload_status.is_valid() {
+            return Err(EngineError::Syncing {
+                block_hash: state.head_block_hash,
+            });
+        }
+        path.forkchoice = state;
         Ok(())
     }
 
@@ -263,17 +271,15 @@ impl MigrationPath for engine_actor::Engine {
 
 impl MigrationPath for DirectEngine {
     async fn forkchoice_state(&self) -> Result<ForkchoiceState, EngineError> {
-        Ok(*self.forkchoice.lock().await)
+        Ok(self.state.lock().await.forkchoice)
     }
 
     async fn path_state(&self) -> Result<PathState, EngineError> {
-        Ok(PathState {
-            forkchoice: *self.forkchoice.lock().await,
-            next_withdrawal_index: *self.next_withdrawal_index.lock().await,
-        })
+        Ok(*self.state.lock().await)
     }
 
     async fn adopt(&self, state: PathState) -> Result<(), EngineError> {
+        let mut path = self.state.lock().await;
         let head = state.forkchoice.head_block_hash;
         let updated = self
             .client
@@ -282,8 +288,7 @@ impl MigrationPath for DirectEngine {
         if !updated.payload_status.is_valid() {
             return Err(EngineError::Syncing { block_hash: head });
         }
-        *self.forkchoice.lock().await = state.forkchoice;
-        *self.next_withdrawal_index.lock().await = state.next_withdrawal_index;
+        *path = state;
         Ok(())
     }
 }

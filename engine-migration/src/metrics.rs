@@ -29,6 +29,8 @@ pub mod names {
     pub const ADOPTIONS: &str = "engine_migration_adoptions_total";
     /// Shadow jobs dropped: queue full, legacy moved on before the job ran, or the mode changed.
     pub const SHADOW_DROPPED: &str = "engine_migration_shadow_dropped_total";
+    /// Shadow jobs stopped mid-call so a production call could go (also in `SHADOW_DROPPED`).
+    pub const SHADOW_PREEMPTED: &str = "engine_migration_shadow_preempted_total";
     /// Rollbacks (automatic or manual).
     pub const ROLLBACKS: &str = "engine_migration_rollbacks_total";
     /// The current mode (1 legacy-only … 7 rollback; 0 when no migration runs).
@@ -72,6 +74,8 @@ pub struct MigrationMetrics {
     pub adoptions: IntCounterVec,
     /// Shadow jobs dropped.
     pub shadow_dropped: IntCounter,
+    /// Shadow jobs stopped mid-call for a production call.
+    pub shadow_preempted: IntCounter,
     /// Rollbacks.
     pub rollbacks: IntCounter,
     /// Current mode code.
@@ -147,6 +151,10 @@ impl MigrationMetrics {
             names::SHADOW_DROPPED,
             "Shadow jobs dropped: queue full, legacy moved on before the job ran, or the mode changed",
         )?;
+        let shadow_preempted = IntCounter::new(
+            names::SHADOW_PREEMPTED,
+            "Shadow jobs stopped mid-call so a production call could go",
+        )?;
         let rollbacks = IntCounter::new(names::ROLLBACKS, "Migration rollbacks")?;
         for c in [
             &calls,
@@ -160,6 +168,7 @@ impl MigrationMetrics {
         }
         registry.register(Box::new(call_duration.clone()))?;
         registry.register(Box::new(shadow_dropped.clone()))?;
+        registry.register(Box::new(shadow_preempted.clone()))?;
         registry.register(Box::new(rollbacks.clone()))?;
         Ok(Self {
             registry,
@@ -171,6 +180,7 @@ impl MigrationMetrics {
             follower_errors,
             adoptions,
             shadow_dropped,
+            shadow_preempted,
             rollbacks,
             mode,
             health_score,

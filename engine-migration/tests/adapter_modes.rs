@@ -91,12 +91,6 @@ async fn paths(
     let system = EngineSystem::start_with_options(engine_config(faults), vec![options(&actor_el)])
         .await
         .unwrap();
-    // The real-time wait for a shadow build is generous here: a busy machine must not turn
-    // a slow shadow build into a dropped comparison (the drop path has its own test).
-    let config = AdapterConfig {
-        shadow_wait: config.shadow_wait.max(Duration::from_secs(30)),
-        ..config
-    };
     let adapter = MigrationAdapter::new(
         direct,
         Engine::new(system.handle()),
@@ -125,6 +119,9 @@ fn fail_engine_calls(el: &MockExecutionLayer) {
     }
 }
 
+/// The pause between build and commit in shadow runs (the node signing and gossiping).
+const SIGNING: Duration = Duration::from_millis(150);
+
 fn peg_in(n: u64) -> Vec<AddBalance> {
     vec![AddBalance(
         Address::with_last_byte(n as u8),
@@ -135,13 +132,27 @@ fn peg_in(n: u64) -> Vec<AddBalance> {
 /// Slots `first..first + count`: build, commit, finalize; the committed hashes (None where a
 /// step failed).
 async fn run_slots(adapter: &Adapter, first: u64, count: u64) -> Vec<Option<B256>> {
+    run_slots_signing(adapter, first, count, Duration::ZERO).await
+}
+
+/// Like [`run_slots`], with `signing` between build and commit (a node signs, gossips and
+/// waits for approvals before it imports its own block) and again before the finalization:
+/// the windows shadow work runs in.
+async fn run_slots_signing(
+    adapter: &Adapter,
+    first: u64,
+    count: u64,
+    signing: Duration,
+) -> Vec<Option<B256>> {
     let mut out = Vec::new();
     for n in first..first + count {
         let committed = async {
             let built = adapter
                 .build_block(Duration::from_secs(2 * n), None, peg_in(n))
                 .await?;
+            tokio::time::sleep(signing).await;
             let hash = adapter.commit_block(built).await?;
+            tokio::time::sleep(signing).await;
             adapter.set_finalized(hash).await?;
             Ok::<_, engine_types::EngineError>(hash)
         }
@@ -202,10 +213,7 @@ async fn each_mode_answers_as_documented(
     #[case] answers: Answers,
 ) {
     const SLOTS: u64 = 6;
-    let config = AdapterConfig {
-        thresholds: Thresholds::disabled(),
-        ..AdapterConfig::default()
-    };
+    let config = AdapterConfig::default().with_thresholds(Thresholds::disabled());
     let p = paths(mode, faults, config, false).await;
     // The actor adopts the legacy forkchoice before the faults start (same genesis).
     p.adapter.initialize_actor_from_legacy().await.unwrap();
@@ -215,7 +223,12 @@ async fn each_mode_answers_as_documented(
     if matches!(faults, Faults::LegacyFailing | Faults::BothFailing) {
         fail_engine_calls(&p.legacy_el);
     }
-    let committed = run_slots(&p.adapter, 1, SLOTS).await;
+    let signing = if mode == MigrationMode::Shadow {
+        SIGNING
+    } else {
+        Duration::ZERO
+    };
+    let committed = run_slots_signing(&p.adapter, 1, SLOTS, signing).await;
     p.adapter.shadow_idle().await;
     let report = p.adapter.report();
     let ok = committed.iter().flatten().count() as u64;
@@ -290,10 +303,7 @@ async fn canary_splits_slots_by_timestamp_and_a_replay_splits_the_same_way() {
         .collect();
     assert!(!expected_actor.is_empty() && expected_actor.len() < 12);
     for _replay in 0..2 {
-        let config = AdapterConfig {
-            thresholds: Thresholds::disabled(),
-            ..AdapterConfig::default()
-        };
+        let config = AdapterConfig::default().with_thresholds(Thresholds::disabled());
         let p = paths(MigrationMode::Canary(50), Faults::None, config, false).await;
         let committed = run_slots(&p.adapter, 1, 12).await;
         assert!(committed.iter().all(Option::is_some));
@@ -341,10 +351,7 @@ async fn canary_splits_slots_by_timestamp_and_a_replay_splits_the_same_way() {
 
 #[tokio::test]
 async fn a_mode_switch_takes_effect_on_the_next_call_and_costs_microseconds() {
-    let config = AdapterConfig {
-        thresholds: Thresholds::disabled(),
-        ..AdapterConfig::default()
-    };
+    let config = AdapterConfig::default().with_thresholds(Thresholds::disabled());
     // One EL for both paths, as in a node.
     let p = paths(MigrationMode::LegacyOnly, Faults::None, config, true).await;
     let committed = run_slots(&p.adapter, 1, 3).await;
@@ -464,14 +471,11 @@ async fn a_mismatch_in_parallel_rolls_back_automatically() {
 
 #[tokio::test]
 async fn actor_errors_above_the_threshold_roll_back_and_legacy_catches_up() {
-    let config = AdapterConfig {
-        thresholds: Thresholds {
-            min_calls: 4,
-            max_latency_regression: None,
-            ..Thresholds::default()
-        },
-        ..AdapterConfig::default()
-    };
+    let config = AdapterConfig::default().with_thresholds(Thresholds {
+        min_calls: 4,
+        max_latency_regression: None,
+        ..Thresholds::default()
+    });
     // Two ELs with the same genesis: the faults hit the actor's EL only, so legacy stays
     // healthy and answers every slot the actor cannot.
     let p = paths(MigrationMode::ActorPrimary, Faults::None, config, false).await;
@@ -509,10 +513,7 @@ async fn actor_errors_above_the_threshold_roll_back_and_legacy_catches_up() {
 
 #[tokio::test]
 async fn a_manual_rollback_from_actor_only_brings_legacy_up_to_date() {
-    let config = AdapterConfig {
-        thresholds: Thresholds::disabled(),
-        ..AdapterConfig::default()
-    };
+    let config = AdapterConfig::default().with_thresholds(Thresholds::disabled());
     let p = paths(MigrationMode::ActorOnly, Faults::None, config, true).await;
     let committed = run_slots(&p.adapter, 1, 3).await;
     assert!(committed.iter().all(Option::is_some));
@@ -571,10 +572,7 @@ async fn mode_and_health_score_appear_in_the_engines_own_registry() {
 
 #[tokio::test]
 async fn an_actor_finding_invalid_what_legacy_committed_is_an_outcome_mismatch() {
-    let config = AdapterConfig {
-        thresholds: Thresholds::disabled(),
-        ..AdapterConfig::default()
-    };
+    let config = AdapterConfig::default().with_thresholds(Thresholds::disabled());
     let p = paths(MigrationMode::Parallel, Faults::None, config, false).await;
     p.adapter.initialize_actor_from_legacy().await.unwrap();
     let head = p.actor_el.with_chain(|c| c.head());
@@ -612,10 +610,7 @@ async fn an_actor_finding_invalid_what_legacy_committed_is_an_outcome_mismatch()
 /// catches up before it answers after sitting out).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_modes_under_load_loses_nothing_and_never_disagrees() {
-    let config = AdapterConfig {
-        thresholds: Thresholds::disabled(),
-        ..AdapterConfig::default()
-    };
+    let config = AdapterConfig::default().with_thresholds(Thresholds::disabled());
     let p = paths(MigrationMode::LegacyOnly, Faults::None, config, true).await;
     let adapter = Arc::new(p.adapter);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -671,10 +666,7 @@ async fn switching_modes_under_load_loses_nothing_and_never_disagrees() {
 
 #[tokio::test]
 async fn an_actor_verdict_is_the_answer_not_a_reason_to_fall_back() {
-    let config = AdapterConfig {
-        thresholds: Thresholds::disabled(),
-        ..AdapterConfig::default()
-    };
+    let config = AdapterConfig::default().with_thresholds(Thresholds::disabled());
     let p = paths(MigrationMode::ActorPrimary, Faults::None, config, false).await;
     p.adapter.initialize_actor_from_legacy().await.unwrap();
     let built = p
@@ -722,10 +714,7 @@ async fn after_a_fallback_the_actor_catches_up_before_it_answers_again() {
         direct,
         Engine::new(system.handle()),
         MigrationMode::ActorPrimary,
-        AdapterConfig {
-            thresholds: Thresholds::disabled(),
-            ..AdapterConfig::default()
-        },
+        AdapterConfig::default().with_thresholds(Thresholds::disabled()),
         MigrationMetrics::new().unwrap(),
     );
     adapter.initialize_actor_from_legacy().await.unwrap();
@@ -785,12 +774,7 @@ async fn late_shadow_builds_are_dropped_not_run_against_a_moved_head() {
         direct,
         Engine::new(system.handle()),
         MigrationMode::Shadow,
-        AdapterConfig {
-            thresholds: Thresholds::disabled(),
-            // Legacy commits without waiting for the shadow build.
-            shadow_wait: Duration::ZERO,
-            ..AdapterConfig::default()
-        },
+        AdapterConfig::default().with_thresholds(Thresholds::disabled()),
         MigrationMetrics::new().unwrap(),
     );
     adapter.initialize_actor_from_legacy().await.unwrap();
@@ -840,13 +824,10 @@ fn forkchoice_numbers(el: &MockExecutionLayer, field: &str, chain: &[B256]) -> V
 
 #[tokio::test]
 async fn shadow_never_moves_the_els_head_or_finalized_block_back() {
-    let config = AdapterConfig {
-        thresholds: Thresholds::disabled(),
-        ..AdapterConfig::default()
-    };
+    let config = AdapterConfig::default().with_thresholds(Thresholds::disabled());
     let p = paths(MigrationMode::Shadow, Faults::None, config, true).await;
     p.adapter.initialize_actor_from_legacy().await.unwrap();
-    let committed: Vec<B256> = run_slots(&p.adapter, 1, 6)
+    let committed: Vec<B256> = run_slots_signing(&p.adapter, 1, 6, SIGNING)
         .await
         .into_iter()
         .map(Option::unwrap)
@@ -869,10 +850,7 @@ async fn shadow_never_moves_the_els_head_or_finalized_block_back() {
 
 #[tokio::test]
 async fn initializing_from_a_legacy_path_that_is_behind_is_refused_and_rewinds_nothing() {
-    let config = AdapterConfig {
-        thresholds: Thresholds::disabled(),
-        ..AdapterConfig::default()
-    };
+    let config = AdapterConfig::default().with_thresholds(Thresholds::disabled());
     let p = paths(MigrationMode::ActorOnly, Faults::None, config, true).await;
     let committed = run_slots(&p.adapter, 1, 3).await;
     let head = committed[2].unwrap();
@@ -888,6 +866,66 @@ async fn initializing_from_a_legacy_path_that_is_behind_is_refused_and_rewinds_n
             .head_block_hash,
         head
     );
+    drop(p.adapter);
+    p.system.shutdown().await;
+}
+
+/// 99th percentile of `samples` (sorted in place).
+fn p99(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples[(samples.len() - 1) * 99 / 100]
+}
+
+/// Build and commit of `count` slots from `first`, with the node's pauses between them; the
+/// latency of every production call.
+async fn production_latency(adapter: &Adapter, first: u64, count: u64) -> Vec<Duration> {
+    let mut latency = Vec::new();
+    for n in first..first + count {
+        let started = std::time::Instant::now();
+        let built = adapter
+            .build_block(Duration::from_secs(2 * n), None, peg_in(n))
+            .await
+            .unwrap();
+        latency.push(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        adapter.commit_block(built).await.unwrap();
+        latency.push(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    latency
+}
+
+/// Shadow work yields to production: with every Engine API call of the actor's EL taking
+/// 80 ms, a shadow build (two calls) is still running when its slot's commit comes, and is
+/// stopped; production's p99 stays where it was with a fast shadow path (within half a shadow
+/// call, on a shared machine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_shadow_path_never_delays_production() {
+    const SHADOW_CALL: Duration = Duration::from_millis(80);
+    let config = AdapterConfig::default().with_thresholds(Thresholds::disabled());
+    let p = paths(MigrationMode::Shadow, Faults::None, config, false).await;
+    p.adapter.initialize_actor_from_legacy().await.unwrap();
+    let mut baseline = production_latency(&p.adapter, 1, 12).await;
+    p.adapter.shadow_idle().await;
+    p.actor_el
+        .inject(FaultRule::new(Fault::Latency(SHADOW_CALL)).on("engine_"));
+    let mut shadowed = production_latency(&p.adapter, 13, 12).await;
+    let (baseline, shadowed) = (p99(&mut baseline), p99(&mut shadowed));
+    let report = p.adapter.report();
+    println!(
+        "production p99 with a fast shadow path {baseline:?}, with a slow one {shadowed:?}; shadow jobs dropped {} (stopped mid-call {})",
+        report.shadow_dropped, report.shadow_preempted
+    );
+    assert!(
+        report.shadow_preempted > 0,
+        "the shadow path was running when production came: {report:#?}"
+    );
+    assert!(
+        shadowed <= baseline + SHADOW_CALL / 2,
+        "production waited for shadow work: p99 {shadowed:?} vs {baseline:?} without"
+    );
+    p.actor_el.clear_faults();
     drop(p.adapter);
     p.system.shutdown().await;
 }

@@ -351,11 +351,7 @@ async fn a_mismatch_during_parallel_testing_rolls_the_node_back_to_legacy() {
         direct,
         Engine::new(system.handle()),
         MigrationMode::LegacyOnly,
-        AdapterConfig {
-            // The controller decides here, not the adapter.
-            thresholds: Thresholds::disabled(),
-            ..AdapterConfig::default()
-        },
+        AdapterConfig::default().with_thresholds(Thresholds::disabled()),
         MigrationMetrics::new().unwrap(),
     );
     let controller = Arc::new(MigrationController::new(adapter, fast()).unwrap());

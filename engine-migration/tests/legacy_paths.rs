@@ -174,3 +174,53 @@ fn the_validator_names_each_difference() {
         ]
     );
 }
+
+/// Concurrent writes on the legacy path apply one after the other: the commit of block n and
+/// the finalization of block n - 1, raced against each other with every forkchoiceUpdated
+/// slowed down, never lose each other's update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_direct_engine_loses_no_update_under_concurrent_writes() {
+    use engine_migration::MigrationPath;
+    let el = mock().await;
+    let direct = DirectEngine::new(
+        HttpExecutionClient::connect(ClientOptions::new(el.url(), el.jwt_secret()))
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    el.inject(
+        FaultRule::new(Fault::Latency(Duration::from_millis(20))).on("engine_forkchoiceUpdated"),
+    );
+    let mut committed: Vec<B256> = Vec::new();
+    for n in 1..=8u64 {
+        let built = direct
+            .build_block(Duration::from_secs(2 * n), None, Vec::new())
+            .await
+            .unwrap();
+        let previous = committed.last().copied();
+        let (commit, finalize) = tokio::join!(direct.commit_block(built), async {
+            match previous {
+                Some(hash) => direct.set_finalized(hash).await,
+                None => Ok(()),
+            }
+        });
+        committed.push(commit.unwrap());
+        finalize.unwrap();
+        let state = direct.path_state().await.unwrap().forkchoice;
+        assert_eq!(
+            state.head_block_hash,
+            committed[committed.len() - 1],
+            "slot {n}: the head survived the finalization"
+        );
+        if let Some(previous) = previous {
+            assert_eq!(state.finalized_block_hash, previous, "slot {n}");
+        }
+    }
+    let finalized = committed[committed.len() - 2];
+    assert_eq!(
+        el.with_chain(|c| (c.head(), c.finalized())),
+        (committed[committed.len() - 1], finalized),
+        "the EL agrees"
+    );
+}

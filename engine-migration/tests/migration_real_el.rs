@@ -54,16 +54,11 @@ async fn adapter_run(mode: MigrationMode) {
         direct,
         Engine::new(system.handle()),
         mode,
-        AdapterConfig {
-            // Latency on a shared 2-core machine is noise; this run judges agreement.
-            thresholds: Thresholds {
-                max_latency_regression: None,
-                ..Thresholds::default()
-            },
-            // A busy machine must not turn a slow shadow build into a dropped comparison.
-            shadow_wait: Duration::from_secs(30),
-            ..AdapterConfig::default()
-        },
+        // Latency on a shared 2-core machine is noise; this run judges agreement.
+        AdapterConfig::default().with_thresholds(Thresholds {
+            max_latency_regression: None,
+            ..Thresholds::default()
+        }),
         MigrationMetrics::new().unwrap(),
     );
     adapter.initialize_actor_from_legacy().await.unwrap();
@@ -75,6 +70,11 @@ async fn adapter_run(mode: MigrationMode) {
         .unwrap();
     let mut timestamp = genesis.header.timestamp;
     let mut last = None;
+    let signing = if mode == MigrationMode::Shadow {
+        Duration::from_millis(300)
+    } else {
+        Duration::ZERO
+    };
     for slot in 1..=SLOTS {
         timestamp += 2;
         let peg_ins = vec![AddBalance(
@@ -85,10 +85,14 @@ async fn adapter_run(mode: MigrationMode) {
             .build_block(Duration::from_secs(timestamp), None, peg_ins)
             .await
             .unwrap_or_else(|e| panic!("{mode} slot {slot}: build: {e}"));
+        // The node signs, gossips and collects approvals before it imports its own block:
+        // shadow work runs in those windows (it never delays a production call).
+        tokio::time::sleep(signing).await;
         let hash = adapter
             .commit_block(built)
             .await
             .unwrap_or_else(|e| panic!("{mode} slot {slot}: commit: {e}"));
+        tokio::time::sleep(signing).await;
         if slot % 5 == 0 {
             adapter.set_finalized(hash).await.unwrap();
         }
@@ -110,11 +114,27 @@ async fn adapter_run(mode: MigrationMode) {
         report.recent_mismatches
     );
     assert_eq!(report.health.mismatches, 0, "{report:#?}");
-    assert_eq!(
-        report.health.comparisons,
-        2 * SLOTS,
-        "every build and commit compared"
-    );
+    if mode == MigrationMode::Shadow {
+        // Shadow work yields to production: a shadow build still running when its commit
+        // comes is dropped (counted), never waited for.
+        assert!(
+            report.health.comparisons >= 3 * SLOTS / 2,
+            "most builds and commits compared: {report:#?}"
+        );
+        println!(
+            "shadow: {} comparisons of {} possible, {} jobs dropped ({} stopped mid-call for production)",
+            report.health.comparisons,
+            2 * SLOTS,
+            report.shadow_dropped,
+            report.shadow_preempted
+        );
+    } else {
+        assert_eq!(
+            report.health.comparisons,
+            2 * SLOTS,
+            "every build and commit compared"
+        );
+    }
     assert_eq!(report.health.candidate.errors, 0, "{report:#?}");
     let head = observer
         .block(BlockId::Number(BlockNumberOrTag::Latest), false)

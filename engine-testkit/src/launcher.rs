@@ -197,6 +197,15 @@ impl GenesisOptions {
         self
     }
 
+    /// The engine's fork schedule for this genesis (every fork is active from genesis).
+    pub const fn fork_schedule(&self, _genesis_timestamp: u64) -> engine_types::ForkSchedule {
+        if self.cancun {
+            engine_types::ForkSchedule::cancun()
+        } else {
+            engine_types::ForkSchedule::shanghai()
+        }
+    }
+
     /// Returns these options with a contract whose runtime code is `code` at `address`.
     pub fn with_contract(mut self, address: Address, code: Bytes) -> Self {
         self.contracts.push((address, code));

@@ -7,10 +7,14 @@
 //!   Geth when their binaries are present) with a post-merge genesis and a JWT secret.
 //! * [`otlp`]: [`otlp::OtlpReceiver`], an OTLP/HTTP trace receiver that decodes what exporters send.
 //! * [`tx`]: signed test transactions for `eth_sendRawTransaction`.
+//! * [`harness`]: the harness every suite uses — an engine on the mock or a real EL (rstest
+//!   fixtures), the test configuration, one slot through the engine or a client, and the
+//!   in-memory [`harness::ScriptedClient`].
 //! * [`bridge`]: the Alys peg-out bridge contract (address, runtime code, ABI, signed
 //!   `requestPegOut` calls) and the log it emits, which the mock synthesizes.
 
 pub mod bridge;
+pub mod harness;
 pub mod launcher;
 pub mod mock;
 pub mod otlp;

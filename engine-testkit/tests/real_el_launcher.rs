@@ -228,15 +228,16 @@ async fn ethereumjs_starts_answers_and_its_process_group_dies_on_drop() {
 /// Pins an EthereumJS quirk the engine's JWT code must respect: `Claims { exp: None }` is
 /// serialized as `"exp": null`, which EthereumJS 0.10.5 rejects as expired.
 #[tokio::test]
-async fn ethereumjs_rejects_jwt_with_null_exp_but_accepts_explicit_exp() {
+async fn ethereumjs_refuses_a_null_exp_and_accepts_alloys_tokens_without_one() {
     let el = start_required(&GenesisOptions::default()).await;
     let secret = el.jwt_secret();
-    let null_exp = secret
-        .encode(&Claims {
-            iat: unix_now(),
-            exp: None,
-        })
-        .unwrap();
+    // What alloy 1.8's `Claims` sent: `"exp": null`, which EthereumJS reads as 1970.
+    let null_exp = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({ "iat": unix_now(), "exp": null }),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap();
 
     let (status, body) = post(
         el.engine_url(),
@@ -268,6 +269,33 @@ async fn ethereumjs_rejects_jwt_with_null_exp_but_accepts_explicit_exp() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+
+    // alloy 2's `Claims` leave `exp` out when it is `None` (the fix of alloy #4032)...
+    let alloy_token = secret
+        .encode(&Claims {
+            iat: unix_now(),
+            exp: None,
+        })
+        .unwrap();
+    let (status, body) = post(
+        el.engine_url(),
+        "engine_exchangeCapabilities",
+        json!([[]]),
+        Some(alloy_token),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // ... and every request of our client goes through alloy's `AuthLayer`.
+    let client = engine_clients::HttpExecutionClient::connect(engine_clients::ClientOptions::new(
+        el.engine_url(),
+        secret,
+    ))
+    .await
+    .expect("alloy's AuthLayer is accepted");
+    assert!(
+        engine_clients::ExecutionClient::capabilities(&client)
+            .supports(engine_types::EngineMethod::NewPayloadV2)
+    );
 
     drop_and_assert_gone(el);
 }

@@ -185,6 +185,10 @@ pub struct TimeoutConfig {
     pub identification_ms: u64,
     /// Every `eth_`/`web3_` call. Default 1000.
     pub eth_ms: u64,
+    /// Every `EngineHandle` call, end to end (waiting for the writer, the EL calls, the state
+    /// file); builds and preparations are also bounded by the slot. Above the EL deadlines, so
+    /// an EL that is slow is reported as such. Default 12000.
+    pub request_ms: u64,
 }
 
 impl Default for TimeoutConfig {
@@ -196,6 +200,7 @@ impl Default for TimeoutConfig {
             get_payload_bodies_ms: 10_000,
             identification_ms: 1_000,
             eth_ms: 1_000,
+            request_ms: 12_000,
         }
     }
 }
@@ -219,6 +224,11 @@ impl TimeoutConfig {
     /// The deadline for `eth_`/`web3_` calls.
     pub const fn eth(&self) -> Duration {
         Duration::from_millis(self.eth_ms)
+    }
+
+    /// The deadline of an `EngineHandle` call.
+    pub const fn request(&self) -> Duration {
+        Duration::from_millis(self.request_ms)
     }
 }
 
@@ -321,6 +331,7 @@ impl EngineConfig {
             ("timeouts.get_payload_bodies_ms", t.get_payload_bodies_ms),
             ("timeouts.identification_ms", t.identification_ms),
             ("timeouts.eth_ms", t.eth_ms),
+            ("timeouts.request_ms", t.request_ms),
         ] {
             if ms == 0 || ms > 120_000 {
                 return Err(EngineError::config(key, format!("{ms} ms; use 1..=120000")));

@@ -96,11 +96,17 @@ impl HttpExecutionClient {
                     .await
             }
         };
+        let signed_with = self.secret_in_use();
         let mut result = attempt().await;
         // A 401 after the secret file changed is a rotation: sign with the new secret and try
         // once more (the refused request was not processed, so this is safe for writes too).
-        if matches!(result, Err(EngineError::Auth { .. })) && self.reload_secret() {
-            result = attempt().await;
+        // Another call may have picked the new secret up meanwhile: what counts is whether
+        // this request went out with an older one.
+        if matches!(result, Err(EngineError::Auth { .. })) {
+            self.reload_secret();
+            if self.secret_in_use().as_bytes() != signed_with.as_bytes() {
+                result = attempt().await;
+            }
         }
         match &result {
             Ok(value) => after(value, &span),

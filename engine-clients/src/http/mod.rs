@@ -172,34 +172,40 @@ impl HttpExecutionClient {
         self.transports().eth
     }
 
-    /// Read the secret file again; true if the secret changed, and then the transports sign
-    /// with the new one.
-    fn reload_secret(&self) -> bool {
+    /// The secret requests are signed with now.
+    fn secret_in_use(&self) -> JwtSecret {
+        self.transports
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .secret
+    }
+
+    /// Read the secret file again; when it changed, rebuild the transports to sign with it.
+    fn reload_secret(&self) {
         let Some(path) = &self.options.jwt_secret_path else {
-            return false;
+            return;
         };
         let secret = match load_jwt_secret(path) {
             Ok(secret) => secret,
             Err(e) => {
                 warn!(error = %e, "could not re-read the JWT secret after a 401");
-                return false;
+                return;
             }
         };
-        if secret.as_bytes() == self.transports().secret.as_bytes() {
-            return false;
+        let mut transports = self
+            .transports
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if secret.as_bytes() == transports.secret.as_bytes() {
+            return;
         }
         match Transports::build(&self.options, secret) {
             Ok(rebuilt) => {
-                *self
-                    .transports
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner) = rebuilt;
+                *transports = rebuilt;
                 info!(path = %path.display(), "JWT secret changed on disk; using the new one");
-                true
             }
             Err(e) => {
-                warn!(error = %e, "could not rebuild the transports for the rotated JWT secret");
-                false
+                warn!(error = %e, "could not rebuild the transports for the rotated JWT secret")
             }
         }
     }

@@ -68,6 +68,12 @@ impl CircuitBreaker {
         }
     }
 
+    /// A probe let through by [`Self::try_acquire`] will not report (its call was dropped):
+    /// let the next call be the probe.
+    pub fn abandon_probe(&mut self) {
+        self.probe_in_flight = false;
+    }
+
     /// Record a call that reached the client and got an answer.
     pub fn record_success(&mut self) {
         if self.opened_at.is_some() {

@@ -1,0 +1,255 @@
+//! `EngineActor`: the engine's caches and its reads. It answers cache hits itself and hands
+//! misses to a task that calls a session and replies to the caller directly, so its mailbox
+//! never waits on the network and never behind a write (writes belong to the writer, which
+//! sends it what to cache). It reads the forkchoice from the writer's `watch` channel.
+//!
+//! | file | what |
+//! |---|---|
+//! | `caches.rs` | [`EngineCaches`](caches::EngineCaches) and block-ref resolution |
+//! | `reads.rs` | every read: cache first, else a session task |
+
+mod caches;
+mod reads;
+
+use std::sync::Arc;
+
+use alloy_eips::{BlockId, BlockNumberOrTag};
+use alloy_primitives::B256;
+use alloy_rpc_types_eth::{Block, TransactionReceipt};
+use engine_clients::{BuiltPayload, ExecutionClient};
+use engine_types::EngineError;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tracing::{Instrument, info, warn};
+
+use crate::{
+    EngineEvent, EngineStatus,
+    pegout::peg_outs_in_receipts,
+    protocol::{ReadRequest, RequestContext},
+    wiring::Wiring,
+};
+use caches::EngineCaches;
+
+/// A reference to the EngineActor.
+pub(crate) type EngineRef = ActorRef<EngineMsg>;
+
+/// A block the writer committed, for the caches and the peg-out scan.
+#[derive(Debug)]
+pub(crate) struct CommittedBlock {
+    pub(crate) hash: B256,
+    pub(crate) number: u64,
+    /// The rpc block decoded from the payload (`None` if it did not decode).
+    pub(crate) block: Option<Arc<Block>>,
+    /// RLP size, transactions and gas of the payload, for the payload metrics.
+    pub(crate) size_bytes: usize,
+    pub(crate) transactions: usize,
+    pub(crate) gas_used: u64,
+    /// The commit's span: the receipts fetch is part of the commit's trace.
+    pub(crate) span: tracing::Span,
+}
+
+/// What the writer hands the EngineActor after a write.
+#[derive(Debug)]
+pub(crate) enum CacheUpdate {
+    /// A payload was built: cache it by id and block hash.
+    Built(Box<BuiltPayload>),
+    /// A block was committed: cache it, fetch its receipts (peg-outs).
+    Committed(CommittedBlock),
+    /// A block became finalized: pin it.
+    Finalized(B256),
+}
+
+/// Every message the EngineActor handles.
+pub(crate) enum EngineMsg {
+    /// A read.
+    Read(RequestContext, ReadRequest),
+    /// Status of sessions, caches, forkchoice, writer.
+    Status(RpcReplyPort<EngineStatus>),
+    /// Drop expired cache entries (sent by the CacheJanitor); replies with how many.
+    SweepCaches(RpcReplyPort<usize>),
+    /// From the writer, after a write.
+    Written(CacheUpdate),
+    /// A block fetched on a cache miss.
+    CacheBlock(Box<Block>, bool),
+    /// Receipts fetched on a read miss.
+    CacheReceipts(B256, Arc<Vec<TransactionReceipt>>),
+    /// The post-commit receipts fetch finished (peg-outs are read from it).
+    ReceiptsFetched(B256, Result<Arc<Vec<TransactionReceipt>>, EngineError>),
+    /// Test hook: panic inside the handler.
+    #[cfg(feature = "test-hooks")]
+    Crash,
+}
+
+/// Construction arguments of the EngineActor.
+pub(crate) struct EngineArgs {
+    pub(crate) wiring: Arc<Wiring>,
+}
+
+/// State of the EngineActor.
+pub(crate) struct EngineState {
+    wiring: Arc<Wiring>,
+    caches: EngineCaches,
+}
+
+/// The engine actor.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct EngineActor;
+
+impl EngineState {
+    fn forkchoice(&self) -> crate::ForkchoiceSnapshot {
+        self.wiring.forkchoice.borrow().unwrap_or_default()
+    }
+
+    fn status(&self) -> EngineStatus {
+        let forkchoice = *self.wiring.forkchoice.borrow();
+        let writer = self
+            .wiring
+            .writer_status
+            .borrow()
+            .clone()
+            .with_running_time();
+        let queued_writes = self
+            .wiring
+            .queued_writes
+            .load(std::sync::atomic::Ordering::Acquire);
+        EngineStatus {
+            forkchoice: forkchoice.unwrap_or_default(),
+            initialized: forkchoice.is_some(),
+            sessions: self.wiring.session_statuses(),
+            caches: self.caches.status(),
+            queued_writes,
+            preparation: writer.preparation,
+            writer,
+        }
+    }
+
+    fn written(&mut self, myself: &EngineRef, update: CacheUpdate) {
+        match update {
+            CacheUpdate::Built(built) => self.caches.cache_payload(*built),
+            CacheUpdate::Committed(committed) => {
+                let forkchoice = self.forkchoice();
+                if let Some(block) = committed.block {
+                    self.caches.cache_block(block, true, &forkchoice);
+                }
+                let _in_commit = committed.span.enter();
+                self.fetch_receipts(myself, committed.hash, committed.number);
+            }
+            CacheUpdate::Finalized(hash) => self.caches.blocks.pin(&hash),
+        }
+    }
+
+    /// Peg-out detection: one receipts call per committed block, off the mailbox.
+    fn fetch_receipts(&mut self, myself: &EngineRef, hash: B256, number: u64) {
+        let Some(link) = self.wiring.healthy_links().into_iter().next() else {
+            warn!(%hash, "cannot fetch receipts of a committed block: no healthy session");
+            return;
+        };
+        self.caches.receipts_in_flight.entry(hash).or_default();
+        let me = myself.clone();
+        tokio::spawn(
+            async move {
+                let block = BlockId::Number(BlockNumberOrTag::Number(number));
+                let result = link
+                    .call(|c| async move {
+                        c.block_receipts(block)
+                            .await?
+                            .ok_or_else(|| EngineError::NotFound {
+                                what: format!("receipts of committed block #{number} {hash}"),
+                            })
+                    })
+                    .await
+                    .map(Arc::new);
+                let _ = me.cast(EngineMsg::ReceiptsFetched(hash, result));
+            }
+            .in_current_span(),
+        );
+    }
+
+    fn receipts_fetched(
+        &mut self,
+        hash: B256,
+        result: Result<Arc<Vec<TransactionReceipt>>, EngineError>,
+    ) {
+        let waiters = self
+            .caches
+            .receipts_in_flight
+            .remove(&hash)
+            .unwrap_or_default();
+        match result {
+            Ok(receipts) => {
+                for event in peg_outs_in_receipts(self.wiring.config.bridge_address, &receipts) {
+                    info!(tx = %event.tx_hash, value_wei = %event.value_wei, "peg-out requested");
+                    // No subscribers is fine: nobody asked for events.
+                    let _ = self.wiring.events.send(EngineEvent::PegOutRequested(event));
+                }
+                for waiter in waiters {
+                    let _ = waiter.send(Ok(receipts.as_ref().clone()));
+                }
+                self.caches.cache_receipts(hash, receipts);
+            }
+            Err(e) => {
+                warn!(%hash, error = %e, "could not fetch receipts of a committed block; peg-outs of this block were not read");
+                for waiter in waiters {
+                    let _ = waiter.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+impl Actor for EngineActor {
+    type Msg = EngineMsg;
+    type State = EngineState;
+    type Arguments = EngineArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: EngineRef,
+        args: EngineArgs,
+    ) -> Result<EngineState, ActorProcessingErr> {
+        let caches = EngineCaches::new(&args.wiring.config.cache, &args.wiring.cache_counters);
+        Ok(EngineState {
+            wiring: args.wiring,
+            caches,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: EngineRef,
+        msg: EngineMsg,
+        state: &mut EngineState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            EngineMsg::Read(ctx, request) => state.read(&myself, ctx, request),
+            EngineMsg::Status(reply) => {
+                let _ = reply.send(state.status());
+            }
+            EngineMsg::SweepCaches(reply) => {
+                let _ = reply.send(state.caches.sweep());
+            }
+            EngineMsg::Written(update) => state.written(&myself, update),
+            EngineMsg::CacheBlock(block, full) => {
+                let forkchoice = state.forkchoice();
+                state
+                    .caches
+                    .cache_block(Arc::new(*block), full, &forkchoice);
+            }
+            EngineMsg::CacheReceipts(hash, receipts) => state.caches.cache_receipts(hash, receipts),
+            EngineMsg::ReceiptsFetched(hash, result) => state.receipts_fetched(hash, result),
+            #[cfg(feature = "test-hooks")]
+            EngineMsg::Crash => panic!("injected EngineActor crash"),
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: EngineRef,
+        state: &mut EngineState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.caches.fail_waiting(&EngineError::Unavailable {
+            reason: "the engine stopped".into(),
+        });
+        Ok(())
+    }
+}

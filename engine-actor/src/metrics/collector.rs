@@ -1,0 +1,165 @@
+//! [`StatusCollector`]: the families derived from state, read when Prometheus scrapes — cache
+//! counters (kept across EngineActor restarts) and each session's breaker, connection and sync.
+
+use std::sync::Weak;
+
+use prometheus::{
+    GaugeVec, IntCounterVec, IntGaugeVec, Opts,
+    core::{Collector, Desc},
+    proto::MetricFamily,
+};
+use tracing::warn;
+
+use super::names;
+use crate::{CircuitState, wiring::Wiring};
+
+/// The families, freshly made for one scrape (values are set, never incremented).
+struct Families {
+    cache_hits: IntCounterVec,
+    cache_misses: IntCounterVec,
+    cache_evictions: IntCounterVec,
+    cache_entries: IntGaugeVec,
+    circuit_changes: IntCounterVec,
+    circuit_state: IntGaugeVec,
+    connection_status: IntGaugeVec,
+    sync_progress: GaugeVec,
+}
+
+impl Families {
+    fn new() -> Result<Self, prometheus::Error> {
+        use names::*;
+        let counter = |name: &str, help: &str, label: &str| {
+            IntCounterVec::new(Opts::new(name, help), &[label])
+        };
+        let gauge =
+            |name: &str, help: &str, label: &str| IntGaugeVec::new(Opts::new(name, help), &[label]);
+        Ok(Self {
+            cache_hits: counter(CACHE_HITS_TOTAL, "Cache hits by cache.", "cache")?,
+            cache_misses: counter(CACHE_MISSES_TOTAL, "Cache misses by cache.", "cache")?,
+            cache_evictions: counter(
+                CACHE_EVICTIONS_TOTAL,
+                "Cache evictions (capacity or expiry) by cache.",
+                "cache",
+            )?,
+            cache_entries: gauge(CACHE_ENTRIES, "Cache entries by cache.", "cache")?,
+            circuit_changes: counter(
+                CIRCUIT_BREAKER_STATE_CHANGES_TOTAL,
+                "Circuit breaker state changes by endpoint.",
+                "endpoint",
+            )?,
+            circuit_state: gauge(
+                CIRCUIT_BREAKER_STATE,
+                "Circuit breaker state (0 closed, 1 half-open, 2 open).",
+                "endpoint",
+            )?,
+            connection_status: gauge(
+                CONNECTION_STATUS,
+                "1 when the session to the endpoint is connected.",
+                "endpoint",
+            )?,
+            sync_progress: GaugeVec::new(
+                Opts::new(
+                    SYNC_PROGRESS_PERCENT,
+                    "Execution client sync progress (100 when synced).",
+                ),
+                &["endpoint"],
+            )?,
+        })
+    }
+
+    fn collectors(&self) -> [&dyn Collector; 8] {
+        [
+            &self.cache_hits,
+            &self.cache_misses,
+            &self.cache_evictions,
+            &self.cache_entries,
+            &self.circuit_changes,
+            &self.circuit_state,
+            &self.connection_status,
+            &self.sync_progress,
+        ]
+    }
+
+    fn fill(&self, wiring: &Wiring) {
+        let caches = &wiring.cache_counters;
+        for (name, counters) in [
+            ("payloads", &caches.payloads),
+            ("blocks", &caches.blocks),
+            ("receipts", &caches.receipts),
+        ] {
+            let (hits, misses, evictions) = counters.read();
+            self.cache_hits.with_label_values(&[name]).inc_by(hits);
+            self.cache_misses.with_label_values(&[name]).inc_by(misses);
+            self.cache_evictions
+                .with_label_values(&[name])
+                .inc_by(evictions);
+            self.cache_entries
+                .with_label_values(&[name])
+                .set(i64::try_from(counters.entries()).unwrap_or(i64::MAX));
+        }
+        for session in &wiring.sessions {
+            let s = session.borrow();
+            let ep = s.endpoint.as_str();
+            self.circuit_changes
+                .with_label_values(&[ep])
+                .inc_by(s.circuit_transitions);
+            let state = match s.circuit {
+                CircuitState::Closed => 0,
+                CircuitState::HalfOpen => 1,
+                CircuitState::Open => 2,
+            };
+            self.circuit_state.with_label_values(&[ep]).set(state);
+            self.connection_status
+                .with_label_values(&[ep])
+                .set(i64::from(s.connected));
+            if let Some(sync) = s.sync {
+                self.sync_progress
+                    .with_label_values(&[ep])
+                    .set(sync.progress_percent());
+            }
+        }
+    }
+}
+
+/// Reads the tree's shared state at scrape time. Holds the wiring weakly: the wiring owns the
+/// metrics, which own the registry holding this collector.
+pub(crate) struct StatusCollector {
+    wiring: Weak<Wiring>,
+    descs: Vec<Desc>,
+}
+
+impl StatusCollector {
+    /// A collector over `wiring`.
+    pub(crate) fn new(wiring: Weak<Wiring>) -> Result<Self, prometheus::Error> {
+        let descs = Families::new()?
+            .collectors()
+            .iter()
+            .flat_map(|c| c.desc().into_iter().cloned())
+            .collect();
+        Ok(Self { wiring, descs })
+    }
+}
+
+impl Collector for StatusCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let families = match Families::new() {
+            Ok(f) => f,
+            Err(e) => {
+                warn!(error = %e, "cannot build the status metric families");
+                return Vec::new();
+            }
+        };
+        if let Some(wiring) = self.wiring.upgrade() {
+            families.fill(&wiring);
+        }
+        families
+            .collectors()
+            .iter()
+            .flat_map(|c| c.collect())
+            .collect()
+    }
+}

@@ -1,0 +1,246 @@
+//! [`EngineSystem`]: a running engine, the supervised tree plus the handle callers use.
+
+use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
+
+use engine_clients::{ClientOptions, RpcObserver};
+use engine_types::{EngineConfig, EngineError};
+use ractor::{Actor, ActorRef};
+use tokio::sync::{broadcast, watch};
+
+use super::{ChildKind, EngineSupervisor, SupervisorArgs, SupervisorMsg};
+use crate::{
+    EngineHandle, SessionStatus, WriterStatus,
+    metrics::{EngineMetrics, StatusCollector},
+    wiring::{CacheCounterSet, Wiring},
+};
+
+/// Capacity of the peg-out event channel (a subscriber further behind misses events).
+const EVENT_CAPACITY: usize = 1024;
+
+/// A running engine: the supervised tree plus the handle callers use.
+pub struct EngineSystem {
+    handle: EngineHandle,
+    wiring: Arc<Wiring>,
+    supervisor: ActorRef<SupervisorMsg>,
+    join: ractor::concurrency::JoinHandle<()>,
+}
+
+impl fmt::Debug for EngineSystem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineSystem")
+            .field("supervisor", &self.supervisor.get_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineSystem {
+    /// Validate `config`, load the JWT secrets, spawn the tree and wait (up to
+    /// `health.startup_timeout_ms`) until the engine has synchronised with the EL.
+    ///
+    /// Errors name what is wrong: a bad key, an unreadable secret file, or why no execution
+    /// client could be reached (then the tree is stopped again).
+    pub async fn start(config: EngineConfig) -> Result<Self, EngineError> {
+        config.validate()?;
+        let client_options = config
+            .endpoints
+            .iter()
+            .map(|ep| ClientOptions::from_config(&config, ep))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::start_with_options(config, client_options).await
+    }
+
+    /// Like [`EngineSystem::start`] with client options built by the caller (e.g. a secret
+    /// held in memory); there is one session per entry of `client_options`.
+    pub async fn start_with_options(
+        config: EngineConfig,
+        client_options: Vec<ClientOptions>,
+    ) -> Result<Self, EngineError> {
+        let startup = Duration::from_millis(config.health.startup_timeout_ms);
+        let system = Self::spawn(config, client_options).await?;
+        if let Err(e) = system.wait_until_ready(startup).await {
+            system.shutdown().await;
+            return Err(e);
+        }
+        Ok(system)
+    }
+
+    /// Spawn the tree and return at once; it connects and synchronises in the background
+    /// (calls made meanwhile wait for it within their deadline, `status().initialized` says
+    /// when it is done).
+    pub async fn spawn(
+        config: EngineConfig,
+        client_options: Vec<ClientOptions>,
+    ) -> Result<Self, EngineError> {
+        config.validate()?;
+        if client_options.is_empty() {
+            return Err(EngineError::config(
+                "endpoints",
+                "no execution client endpoint configured",
+            ));
+        }
+        let metrics = Arc::new(EngineMetrics::new().map_err(|e| EngineError::Unavailable {
+            reason: format!("cannot create metrics: {e}"),
+        })?);
+        let client_options = client_options
+            .into_iter()
+            .map(|o| o.with_observer(Arc::clone(&metrics) as Arc<dyn RpcObserver>))
+            .collect::<Vec<_>>();
+        let sessions = client_options
+            .iter()
+            .enumerate()
+            .map(|(i, o)| Arc::new(watch::channel(SessionStatus::new(i, o.engine_url.clone())).0))
+            .collect();
+        let wiring = Arc::new(Wiring {
+            config: Arc::new(config),
+            client_options,
+            sessions,
+            forkchoice: watch::channel(None).0,
+            writer_status: watch::channel(WriterStatus::default()).0,
+            engine: watch::channel(None).0,
+            writer: watch::channel(None).0,
+            queued_writes: Default::default(),
+            events: broadcast::channel(EVENT_CAPACITY).0,
+            escalation: watch::channel(None).0,
+            stopped: watch::channel(None).0,
+            metrics: Arc::clone(&metrics),
+            cache_counters: CacheCounterSet::default(),
+        });
+        let collector = StatusCollector::new(Arc::downgrade(&wiring)).map_err(|e| {
+            EngineError::Unavailable {
+                reason: format!("cannot create the status metrics: {e}"),
+            }
+        })?;
+        metrics
+            .registry()
+            .register(Box::new(collector))
+            .map_err(|e| EngineError::Unavailable {
+                reason: format!("cannot register the status metrics: {e}"),
+            })?;
+        let args = SupervisorArgs {
+            wiring: Arc::clone(&wiring),
+        };
+        let (supervisor, join) = Actor::spawn(None, EngineSupervisor, args)
+            .await
+            .map_err(|e| EngineError::Unavailable {
+                reason: format!("cannot start the engine supervisor: {e}"),
+            })?;
+        Ok(Self {
+            handle: EngineHandle::new(Arc::clone(&wiring)),
+            wiring,
+            supervisor,
+            join,
+        })
+    }
+
+    /// Wait until the engine has synchronised with the EL, the supervisor gave up, or
+    /// `timeout` passed.
+    pub async fn wait_until_ready(&self, timeout: Duration) -> Result<(), EngineError> {
+        let mut forkchoice = self.wiring.forkchoice.subscribe();
+        let mut escalation = self.wiring.escalation.subscribe();
+        let ready = async {
+            tokio::select! {
+                ready = forkchoice.wait_for(Option::is_some) => ready.map(drop).map_err(|_| None),
+                gave_up = escalation.wait_for(Option::is_some) => {
+                    Err(gave_up.ok().and_then(|r| r.clone()))
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, ready).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(EngineError::Unavailable {
+                reason: reason.unwrap_or_else(|| "the engine stopped".into()),
+            }),
+            Err(_) => {
+                let why = self
+                    .wiring
+                    .writer_status
+                    .borrow()
+                    .init_error
+                    .clone()
+                    .or_else(|| {
+                        self.wiring
+                            .session_statuses()
+                            .iter()
+                            .find_map(|s| s.last_error.clone())
+                    })
+                    .unwrap_or_else(|| "no answer".into());
+                Err(EngineError::Unavailable {
+                    reason: format!(
+                        "the engine did not synchronise with the execution client within {timeout:?}: {why}"
+                    ),
+                })
+            }
+        }
+    }
+
+    /// The handle callers use (cheap to clone).
+    pub fn handle(&self) -> EngineHandle {
+        self.handle.clone()
+    }
+
+    /// This engine's metrics (its own Prometheus registry).
+    pub fn metrics(&self) -> Arc<EngineMetrics> {
+        Arc::clone(&self.wiring.metrics)
+    }
+
+    /// Serve `GET /metrics` on `addr` (`127.0.0.1:0` picks a port); returns the bound address.
+    /// The server stops when the returned task is aborted.
+    pub async fn serve_metrics(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>), EngineError> {
+        crate::metrics::serve(addr, self.metrics()).await
+    }
+
+    /// Why the supervisor gave up, if it did.
+    pub fn escalation(&self) -> Option<String> {
+        self.wiring.escalation.borrow().clone()
+    }
+
+    /// Restarts so far, per child.
+    pub async fn restarts(&self) -> HashMap<ChildKind, u32> {
+        match self
+            .supervisor
+            .call(SupervisorMsg::GetRestarts, Some(Duration::from_secs(5)))
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(r)) => r,
+            _ => HashMap::new(),
+        }
+    }
+
+    /// Test hook: make `kind` panic in its message handler (the writer between writes).
+    #[cfg(feature = "test-hooks")]
+    pub fn crash_child(&self, kind: ChildKind) {
+        let _ = self.supervisor.cast(SupervisorMsg::Sabotage(
+            kind,
+            crate::test_hooks::Sabotage::Panic,
+        ));
+    }
+
+    /// Test hook: kill `kind` at once, interrupting whatever its handler is doing (a write in
+    /// flight included).
+    #[cfg(feature = "test-hooks")]
+    pub fn kill_child(&self, kind: ChildKind) {
+        let _ = self.supervisor.cast(SupervisorMsg::Sabotage(
+            kind,
+            crate::test_hooks::Sabotage::Kill,
+        ));
+    }
+
+    /// Wait until the supervisor has stopped (after [`EngineSystem::shutdown`] or an
+    /// escalation).
+    pub async fn wait_stopped(self) {
+        let _ = self.join.await;
+    }
+
+    /// Graceful shutdown: no new writes, the write in flight finishes, then every child and the
+    /// supervisor stop.
+    pub async fn shutdown(self) {
+        let _ = self
+            .supervisor
+            .call(SupervisorMsg::Shutdown, Some(Duration::from_secs(45)))
+            .await;
+        let _ = self.join.await;
+    }
+}
