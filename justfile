@@ -23,7 +23,14 @@ _el-if-needed:
 
 # Every test: unit, integration against the mock EL, snapshots, end-to-end on real EthereumJS, doctests.
 test: _el-if-needed
-    cargo nextest run --workspace --all-targets
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if cargo nextest --version >/dev/null 2>&1; then
+        cargo nextest run --workspace --all-targets
+    else
+        echo "cargo-nextest is not installed: running the tests with cargo test, one at a time (install it with 'cargo install cargo-nextest --locked' for parallel, one process per test)"
+        cargo test --workspace --all-targets -- --test-threads=1
+    fi
     cargo test --workspace --doc -q
 
 # Only the tests against real execution clients (EthereumJS; Reth/Geth when RETH_BIN/GETH_BIN or PATH has them).

@@ -24,10 +24,7 @@ use engine_actor::EngineSystem;
 use engine_benches::{actor_slot, direct_slot, p50_p95_ms};
 use engine_clients::{ClientOptions, ExecutionClient, HttpExecutionClient};
 use engine_migration::{CapellaPayload, DenebPayload};
-use engine_testkit::{
-    MockExecutionLayer,
-    mock::{ClientProfile, MockConfig},
-};
+use engine_testkit::{ClientProfile, MockConfig, MockExecutionLayer};
 use engine_types::EngineConfig;
 
 async fn mock() -> MockExecutionLayer {

@@ -12,10 +12,7 @@ use alloy_rpc_types_engine::JwtSecret;
 use criterion::{Criterion, criterion_group, criterion_main};
 use engine_benches::direct_slot;
 use engine_clients::{ClientOptions, HttpExecutionClient, bearer_token};
-use engine_testkit::{
-    MockExecutionLayer,
-    mock::{ClientProfile, MockConfig},
-};
+use engine_testkit::{ClientProfile, MockConfig, MockExecutionLayer};
 
 fn slot(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()

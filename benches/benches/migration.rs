@@ -19,10 +19,7 @@ use engine_migration::{
     AdapterConfig, DirectEngine, LegacyEngine, MigrationAdapter, MigrationMetrics, MigrationMode,
     RollbackReason, Thresholds,
 };
-use engine_testkit::{
-    MockExecutionLayer,
-    mock::{ClientProfile, MockConfig},
-};
+use engine_testkit::{ClientProfile, MockConfig, MockExecutionLayer};
 use engine_types::EngineConfig;
 
 async fn slot<E: LegacyEngine>(engine: &E, timestamp: u64) {

@@ -17,8 +17,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use engine_actor::{EngineHandle, EngineSystem};
 use engine_clients::ClientOptions;
 use engine_testkit::{
-    GenesisOptions, MockExecutionLayer, RealClientKind, RealExecutionClient,
-    mock::{ClientProfile, MockConfig},
+    ClientProfile, GenesisOptions, MockConfig, MockExecutionLayer, RealClientKind,
+    RealExecutionClient,
 };
 use engine_types::{AddBalance, BuildPayloadRequest, ConsensusAmount, EngineConfig};
 

@@ -16,9 +16,7 @@ use alloy_primitives::{Address, U256};
 use engine_actor::EngineSystem;
 use engine_clients::ClientOptions;
 use engine_testkit::{
-    DEV_ACCOUNT, DEV_PRIVATE_KEY, MockExecutionLayer,
-    mock::{ClientProfile, MockConfig},
-    tx::signed_transfer,
+    ClientProfile, DEV_ACCOUNT, DEV_PRIVATE_KEY, MockConfig, MockExecutionLayer, signed_transfer,
 };
 use engine_types::{AddBalance, BuildPayloadRequest, ConsensusAmount, EngineConfig};
 

@@ -3,55 +3,28 @@
 //! [`direct_slot`] is one Alys slot made directly with `engine-clients`; it is the baseline the
 //! actor path is compared against.
 
-use alloy_primitives::{Address, B256};
-use alloy_rpc_types_engine::{ForkchoiceState, PayloadAttributes};
-use engine_clients::{ExecutionClient, HttpExecutionClient};
-use engine_types::{
-    AddBalance, ConsensusAmount, DEFAULT_FEE_RECIPIENT, EngineError, require_valid,
-    withdrawals_from_peg_ins,
-};
+use alloy_primitives::B256;
+use engine_clients::HttpExecutionClient;
+use engine_testkit::{client_slot, peg_ins};
+use engine_types::{BuildPayloadRequest, EngineError};
 
-/// Build and commit one block on `head` at `timestamp` with `peg_ins` peg-ins; returns the new
-/// head.
+/// Build and commit one block on `head` at `timestamp` with `peg_ins` peg-ins, directly on
+/// the client (the harness's [`client_slot`]); returns the new head.
 pub async fn direct_slot(
     client: &HttpExecutionClient,
     head: B256,
     timestamp: u64,
-    peg_ins: usize,
+    peg_in_count: usize,
 ) -> Result<B256, EngineError> {
-    let pegs: Vec<AddBalance> = (0..peg_ins)
-        .map(|i| AddBalance(Address::with_last_byte(i as u8 + 1), ConsensusAmount(1_000)))
-        .collect();
-    let attrs = PayloadAttributes {
+    let data = client_slot(
+        client,
+        head,
         timestamp,
-        prev_randao: B256::ZERO,
-        suggested_fee_recipient: DEFAULT_FEE_RECIPIENT,
-        withdrawals: Some(withdrawals_from_peg_ins(&pegs, timestamp * 16)),
-        parent_beacon_block_root: None,
-        ..Default::default()
-    };
-    let state = |h| ForkchoiceState {
-        head_block_hash: h,
-        safe_block_hash: B256::ZERO,
-        finalized_block_hash: B256::ZERO,
-    };
-    let id = client
-        .forkchoice_updated(state(head), Some(attrs))
-        .await?
-        .payload_id
-        .ok_or(EngineError::MissingInResponse {
-            method: "engine_forkchoiceUpdated".into(),
-            missing: "payloadId".into(),
-        })?;
-    let built = client.get_payload(id, timestamp, None).await?;
-    require_valid(
-        &client.new_payload(&built.execution_data).await?,
-        built.block_hash(),
-    )?;
-    client
-        .forkchoice_updated(state(built.block_hash()), None)
-        .await?;
-    Ok(built.block_hash())
+        &peg_ins(peg_in_count),
+        timestamp * 16,
+    )
+    .await?;
+    Ok(data.payload.block_hash())
 }
 
 /// One Alys slot through the actor at `timestamp`: build with `peg_ins` peg-ins → commit.
@@ -59,12 +32,9 @@ pub async fn direct_slot(
 pub async fn actor_slot(
     engine: &engine_actor::EngineHandle,
     timestamp: u64,
-    peg_ins: usize,
+    peg_in_count: usize,
 ) -> Result<B256, EngineError> {
-    let pegs: Vec<AddBalance> = (0..peg_ins)
-        .map(|i| AddBalance(Address::with_last_byte(i as u8 + 1), ConsensusAmount(1_000)))
-        .collect();
-    let request = engine_types::BuildPayloadRequest::new(timestamp).with_peg_ins(pegs);
+    let request = BuildPayloadRequest::new(timestamp).with_peg_ins(peg_ins(peg_in_count));
     let built = engine.build_payload(request).await?;
     engine.commit_payload(built.execution_data).await
 }

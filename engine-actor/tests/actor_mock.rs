@@ -1,5 +1,8 @@
 //! The actor tree against the MockExecutionLayer: every message, failure statuses, bounds,
 //! caches, persistence, supervision, failover and the legacy facade.
+//!
+//! (Longer than the ~600-line guideline on purpose: one suite is one test binary, and on a
+//! 2-core machine every extra binary costs a link; its tests share the helpers at the top.)
 
 // Helpers of a test binary: panicking is how they fail the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,13 +17,9 @@ use engine_actor::{
 };
 use engine_clients::ClientOptions;
 use engine_testkit::{
-    DEV_ACCOUNT, DEV_PRIVATE_KEY, MockExecutionLayer,
-    harness::{
-        MockEngine, engine_slot, mock_client_options, mock_engine, peg_in, test_engine_config,
-        wait_for,
-    },
-    mock::{ClientProfile, Fault, FaultRule, MockConfig},
-    tx::signed_transfer,
+    ClientProfile, DEV_ACCOUNT, DEV_PRIVATE_KEY, Fault, FaultRule, MockConfig, MockEngine,
+    MockExecutionLayer, engine_slot, mock_client_options, mock_engine, peg_in, signed_transfer,
+    test_engine_config, wait_for,
 };
 use engine_types::{BuildPayloadRequest, EngineError};
 use rstest::rstest;
@@ -668,14 +667,9 @@ async fn a_bridge_peg_out_in_a_committed_block_is_published_once(
     let bitcoin_address =
         alloy_primitives::Bytes::from_static(b"tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx");
     let value = U256::from(10u64).pow(U256::from(16));
-    let (raw, peg_out_tx) = engine_testkit::bridge::signed_peg_out(
-        DEV_PRIVATE_KEY,
-        263_634,
-        0,
-        &bitcoin_address,
-        value,
-    )
-    .unwrap();
+    let (raw, peg_out_tx) =
+        engine_testkit::signed_peg_out(DEV_PRIVATE_KEY, 263_634, 0, &bitcoin_address, value)
+            .unwrap();
     f.engine.send_raw_transaction(raw).await.unwrap();
     let (raw, _) = signed_transfer(
         DEV_PRIVATE_KEY,

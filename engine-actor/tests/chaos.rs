@@ -9,6 +9,9 @@
 //! finalized once the fault is gone. Every loop is bounded and every server is on 127.0.0.1;
 //! deadlines and breaker durations are configured short instead of sleeping long. The fault
 //! counts survived are printed (`--no-capture` shows them) for docs/reliability.md.
+//!
+//! (Longer than the ~600-line guideline on purpose: one suite is one test binary, and on a
+//! 2-core machine every extra binary costs a link; its tests share the helpers at the top.)
 
 // Helpers of a test binary: panicking is how they fail the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -23,8 +26,8 @@ use engine_actor::{
 };
 use engine_clients::{BuiltPayload, ClientOptions};
 use engine_testkit::{
-    harness::{MockEngine, engine_slot, metric_sample, peg_in, scrape_metrics, wait_for},
-    mock::{ClientProfile, Fault, FaultRule, MockConfig},
+    ClientProfile, Fault, FaultRule, MockConfig, MockEngine, engine_slot, metric_sample, peg_in,
+    scrape_metrics, wait_for,
 };
 use engine_types::{BuildPayloadRequest, EngineConfig, EngineError, RetryConfig, TimeoutConfig};
 use rstest::rstest;

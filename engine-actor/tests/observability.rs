@@ -7,10 +7,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use alloy_primitives::{Address, B256};
 use engine_actor::EngineHandle;
-use engine_testkit::{
-    harness::{MockEngine, engine_slot, scrape_metrics},
-    mock::{ClientProfile, MockConfig},
-};
+use engine_testkit::{ClientProfile, MockConfig, MockEngine, engine_slot, scrape_metrics};
 use engine_types::{AddBalance, BuildPayloadRequest, ConsensusAmount};
 use opentelemetry::trace::SpanKind;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};

@@ -8,7 +8,7 @@
 use alloy_primitives::Address;
 use engine_actor::{EngineSystem, init_telemetry};
 use engine_clients::ClientOptions;
-use engine_testkit::{MockExecutionLayer, mock::MockConfig, otlp::OtlpReceiver};
+use engine_testkit::{MockConfig, MockExecutionLayer, OtlpReceiver};
 use engine_types::{AddBalance, BuildPayloadRequest, ConsensusAmount, EngineConfig};
 use tracing::Instrument;
 

@@ -15,9 +15,8 @@ use alloy_primitives::{Address, Bytes, U256};
 use engine_actor::{BlockRef, ChildKind, Engine, EngineEvent};
 use engine_clients::ExecutionClient;
 use engine_testkit::{
-    DEV_PRIVATE_KEY, GenesisOptions, RealClientKind,
-    bridge::{BRIDGE_ADDRESS, bridge_runtime_code, signed_peg_out},
-    harness::{RealEngine, wait_for},
+    BRIDGE_ADDRESS, DEV_PRIVATE_KEY, GenesisOptions, RealClientKind, RealEngine,
+    bridge_runtime_code, signed_peg_out, wait_for,
 };
 use engine_types::{AddBalance, BuildPayloadRequest, ConsensusAmount};
 use rstest::rstest;

@@ -1,7 +1,7 @@
-//! A proptest state machine of the EngineActor against the MockExecutionLayer with random
-//! faults: random sequences of builds, commits (fresh, stale, foreign), validations,
-//! finalizations, reverts, injected faults and EngineActor crashes, with the engine's
-//! invariants checked after every operation:
+//! A proptest state machine of the engine (writer and EngineActor) against the
+//! MockExecutionLayer with random faults: random sequences of builds, commits (fresh, stale,
+//! foreign), validations, finalizations, reverts, injected faults and EngineActor and writer
+//! crashes, with the engine's invariants checked after every operation:
 //!
 //! * finalized is an ancestor of (or equal to) safe, and safe of head, on the EL's chain;
 //! * the persisted state file equals the in-memory forkchoice;
@@ -12,6 +12,9 @@
 //! Each case gets a fresh mock and a fresh actor tree, so a failing case shrinks and its seed
 //! replays (proptest keeps it in `proptest-regressions/state_machine.txt`). Sizing: set
 //! `STATE_MACHINE_CASES` to run more (or fewer) sequences than the CI default.
+//!
+//! (Longer than the ~600-line guideline on purpose: one suite is one test binary, and on a
+//! 2-core machine every extra binary costs a link; its tests share the helpers at the top.)
 
 // Helpers of a test binary: panicking is how they fail the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -26,11 +29,7 @@ use alloy_consensus::TxEnvelope;
 use alloy_primitives::{Address, B256};
 use alloy_rpc_types_engine::ExecutionData;
 use engine_actor::{ChildKind, EngineHandle, EngineSystem, ForkchoiceSnapshot};
-use engine_testkit::{
-    MockExecutionLayer,
-    harness::MockEngine,
-    mock::{ClientProfile, Fault, FaultRule, MockConfig},
-};
+use engine_testkit::{ClientProfile, Fault, FaultRule, MockConfig, MockEngine, MockExecutionLayer};
 use engine_types::{AddBalance, BuildPayloadRequest, ConsensusAmount, TimeoutConfig};
 use proptest::{
     prelude::*,

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use engine_actor::{ChildKind, ForkchoiceSnapshot};
 use engine_testkit::{
-    harness::{MockEngine, engine_slot, funded_mock_config, mock_engine, wait_for},
-    mock::{Fault, FaultRule},
+    Fault, FaultRule, MockEngine, engine_slot, funded_mock_config, mock_engine, wait_for,
 };
 use engine_types::{BuildPayloadRequest, EngineError};
 use rstest::rstest;

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use alloy_primitives::{Address, U256};
 use engine_clients::{DECODED_METHODS, Decoded, bearer_token, decode_response};
 use engine_testkit::{
-    DEV_ACCOUNT, DEV_PRIVATE_KEY, MockExecutionLayer, mock::MockConfig, tx::signed_transfer,
+    DEV_ACCOUNT, DEV_PRIVATE_KEY, MockConfig, MockExecutionLayer, signed_transfer,
 };
 use engine_types::EngineError;
 use proptest::prelude::*;

@@ -1,5 +1,8 @@
 //! engine-clients against the MockExecutionLayer: wire format, versions, errors, retries,
 //! timeouts, client detection and quirks.
+//!
+//! (Longer than the ~600-line guideline on purpose: one suite is one test binary, and on a
+//! 2-core machine every extra binary costs a link; its tests share the helpers at the top.)
 
 // Helpers of a test binary: panicking is how they fail the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -9,18 +12,16 @@ use std::time::Duration;
 use alloy_eips::{BlockId, BlockNumberOrTag, eip4895::Withdrawal};
 use alloy_primitives::{Address, B256, U256};
 use alloy_rpc_types_engine::{
-    ExecutionData, ExecutionPayload, ForkchoiceState, JwtSecret, PayloadAttributes,
-    PayloadStatusEnum,
+    ExecutionPayload, ForkchoiceState, JwtSecret, PayloadAttributes, PayloadStatusEnum,
 };
 use engine_clients::{ClientOptions, ExecutionClient, HttpExecutionClient, SyncState};
 use engine_testkit::{
-    MockExecutionLayer,
-    mock::{ClientProfile, Fault, FaultRule, MockConfig},
-    tx::signed_transfer,
+    ClientProfile, Fault, FaultRule, MockConfig, MockExecutionLayer, client_slot,
+    mock_client_options, signed_transfer,
 };
 use engine_types::{
-    AddBalance, ClientKind, ConsensusAmount, EngineError, ForkSchedule, IdentitySource,
-    RetryConfig, TimeoutConfig, codes, require_valid, withdrawals_from_peg_ins,
+    AddBalance, ClientKind, ConsensusAmount, EngineConfig, EngineError, ForkSchedule,
+    IdentitySource, RetryConfig, TimeoutConfig, codes, require_valid,
 };
 use rstest::rstest;
 use serde_json::{Value, json};
@@ -29,14 +30,13 @@ const DEV_KEY: &str = "bcdf20249abf0ed6d944c0288fad489e33f66b3960d9e6229c1cd214e
 const PEG_IN_A: Address = Address::repeat_byte(0xa1);
 const PEG_IN_B: Address = Address::repeat_byte(0xb2);
 
+/// The harness's options, with three fast retries (the retry tests count them).
 fn options(mock: &MockExecutionLayer) -> ClientOptions {
-    ClientOptions::new(mock.url(), mock.jwt_secret())
-        .with_fork_schedule(mock.config().fork_schedule)
-        .with_retry(RetryConfig {
-            max_retries: 3,
-            initial_backoff_ms: 1,
-            max_backoff_ms: 5,
-        })
+    mock_client_options(mock, &EngineConfig::default()).with_retry(RetryConfig {
+        max_retries: 3,
+        initial_backoff_ms: 1,
+        max_backoff_ms: 5,
+    })
 }
 
 async fn start(config: MockConfig) -> (MockExecutionLayer, HttpExecutionClient) {
@@ -82,37 +82,6 @@ fn forkchoice(head: B256) -> ForkchoiceState {
     }
 }
 
-/// One Alys slot through the client: fcU(attrs) → getPayload → newPayload → fcU(head).
-async fn slot(
-    client: &HttpExecutionClient,
-    head: B256,
-    timestamp: u64,
-    peg_ins: &[AddBalance],
-    first_index: u64,
-) -> Result<ExecutionData, EngineError> {
-    let forks = *client.fork_schedule();
-    let attrs = attributes(
-        &forks,
-        timestamp,
-        withdrawals_from_peg_ins(peg_ins, first_index),
-    );
-    let root = attrs.parent_beacon_block_root;
-    let updated = client
-        .forkchoice_updated(forkchoice(head), Some(attrs))
-        .await?;
-    let id = updated.payload_id.ok_or(EngineError::MissingInResponse {
-        method: "fcU".into(),
-        missing: "payloadId".into(),
-    })?;
-    let built = client.get_payload(id, timestamp, root).await?;
-    let status = client.new_payload(&built.execution_data).await?;
-    require_valid(&status, built.block_hash())?;
-    client
-        .forkchoice_updated(forkchoice(built.block_hash()), None)
-        .await?;
-    Ok(built.execution_data)
-}
-
 #[rstest]
 #[case::shanghai("shanghai")]
 #[case::cancun("cancun")]
@@ -126,7 +95,7 @@ async fn slots_commit_and_credit_peg_ins(#[case] fork: &str) {
         AddBalance(PEG_IN_B, ConsensusAmount(7)),
     ];
     for n in 1..=3u64 {
-        let data = slot(&client, head, n * 2, &peg_ins, (n - 1) * 2)
+        let data = client_slot(&client, head, n * 2, &peg_ins, (n - 1) * 2)
             .await
             .expect("slot commits");
         head = data.payload.block_hash();
@@ -164,7 +133,7 @@ async fn wire_format_snapshot(#[case] fork: &str) {
     mock.clear_requests();
     let head = mock.with_chain(|c| c.head());
     let peg_ins = [AddBalance(PEG_IN_A, ConsensusAmount(1_000))];
-    slot(&client, head, 2, &peg_ins, 0)
+    client_slot(&client, head, 2, &peg_ins, 0)
         .await
         .expect("slot commits");
     let wire: Vec<Value> = mock
@@ -480,7 +449,7 @@ async fn unknown_parent_is_syncing_and_unknown_head_gets_no_payload_id() {
 async fn inconsistent_forkchoice_and_stale_attributes_are_refused() {
     let (mock, client) = start(MockConfig::default()).await;
     let genesis = mock.with_chain(|c| c.head());
-    let one = slot(&client, genesis, 2, &[], 0)
+    let one = client_slot(&client, genesis, 2, &[], 0)
         .await
         .unwrap()
         .payload
@@ -524,7 +493,7 @@ async fn ethereumjs_quirks_receipts_by_number_and_syncing_object() {
     let config = MockConfig::default()
         .with_profile(ClientProfile::ethereumjs())
         .with_prefunded(
-            engine_testkit::launcher::DEV_ACCOUNT,
+            engine_testkit::DEV_ACCOUNT,
             U256::from(10u64).pow(U256::from(21)),
         );
     let (mock, client) = start(config).await;
@@ -533,7 +502,7 @@ async fn ethereumjs_quirks_receipts_by_number_and_syncing_object() {
     let (raw, tx_hash) = signed_transfer(DEV_KEY, 263_634, 0, PEG_IN_A, U256::from(1u64)).unwrap();
     assert_eq!(client.send_raw_transaction(raw).await.unwrap(), tx_hash);
     let head = mock.with_chain(|c| c.head());
-    let block = slot(&client, head, 2, &[], 0)
+    let block = client_slot(&client, head, 2, &[], 0)
         .await
         .unwrap()
         .payload
@@ -565,7 +534,7 @@ async fn ethereumjs_quirks_receipts_by_number_and_syncing_object() {
 #[tokio::test]
 async fn immediate_get_payload_per_client(#[case] profile: ClientProfile, #[case] txs: usize) {
     let config = MockConfig::default().with_profile(profile).with_prefunded(
-        engine_testkit::launcher::DEV_ACCOUNT,
+        engine_testkit::DEV_ACCOUNT,
         U256::from(10u64).pow(U256::from(21)),
     );
     let (mock, client) = start(config).await;
@@ -588,7 +557,7 @@ async fn payload_bodies_by_hash_and_range() {
     let (mock, client) = start(MockConfig::default()).await;
     let mut head = mock.with_chain(|c| c.head());
     for n in 1..=3u64 {
-        head = slot(
+        head = client_slot(
             &client,
             head,
             n * 2,
@@ -620,7 +589,7 @@ async fn payload_bodies_by_hash_and_range() {
 #[tokio::test]
 async fn restarted_el_is_reachable_again_with_its_chain() {
     let (mock, client) = start(MockConfig::default()).await;
-    let head = slot(&client, mock.with_chain(|c| c.head()), 2, &[], 0)
+    let head = client_slot(&client, mock.with_chain(|c| c.head()), 2, &[], 0)
         .await
         .unwrap()
         .payload

@@ -23,7 +23,7 @@ const MAX_TRACKED_MICROS: u64 = 60_000_000;
 
 /// Calls, errors and latencies of one path (legacy, actor, v4 or v5) since the last reset.
 #[derive(Debug)]
-pub struct PathStats {
+pub(crate) struct PathStats {
     calls: AtomicU64,
     errors: AtomicU64,
     /// None only if the histogram could not be made (its bounds are constants, so never in
@@ -39,7 +39,7 @@ impl Default for PathStats {
 
 impl PathStats {
     /// Empty statistics.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         // 2 significant figures (1 % resolution) from 1 µs to a minute: ~37 KiB, cheap to reset
         // at every stage change.
         let histogram = Histogram::new_with_bounds(1, MAX_TRACKED_MICROS, 2).ok();
@@ -51,7 +51,7 @@ impl PathStats {
     }
 
     /// Record one call that took `elapsed` and succeeded (`ok`) or not.
-    pub fn record(&self, elapsed: Duration, ok: bool) {
+    pub(crate) fn record(&self, elapsed: Duration, ok: bool) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         if !ok {
             self.errors.fetch_add(1, Ordering::Relaxed);
@@ -68,13 +68,13 @@ impl PathStats {
 
     /// Record a call that failed before it reached the path (e.g. the path could not catch
     /// up first): an error, with no latency to skew the percentiles.
-    pub fn record_failure(&self) {
+    pub(crate) fn record_failure(&self) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.errors.fetch_add(1, Ordering::Relaxed);
     }
 
     /// What was recorded so far.
-    pub fn sample(&self) -> PathSample {
+    pub(crate) fn sample(&self) -> PathSample {
         let percentiles = |h: &Histogram<u64>| {
             let at = |q: f64| Some(Duration::from_micros(h.value_at_quantile(q)));
             (at(0.50), at(0.95), at(0.99))
@@ -96,7 +96,7 @@ impl PathStats {
     }
 
     /// Forget everything (a new stage starts).
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         self.calls.store(0, Ordering::Relaxed);
         self.errors.store(0, Ordering::Relaxed);
         if let Ok(mut guard) = self.latency_micros.lock()
@@ -108,7 +108,7 @@ impl PathStats {
     }
 
     /// Calls and errors only (no percentiles: cheap enough for every call).
-    pub fn counts(&self) -> PathSample {
+    pub(crate) fn counts(&self) -> PathSample {
         PathSample {
             calls: self.calls.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),

@@ -4,14 +4,14 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`legacy`] | [`LegacyEngine`] (the old engine's operations), [`DirectEngine`] (the old path, status-checked), [`MigrationPath`], [`StateValidator`] |
-//! | [`adapter`] | [`MigrationAdapter`]: legacy-only, shadow, canary, parallel, actor-primary, actor-only, rollback |
-//! | [`lighthouse`] | [`CapellaPayload`] ↔ [`DenebPayload`], attributes, forkchoice state and newPayload requests, with `From`/`TryFrom` |
-//! | [`compat`] | [`CompatClient`]: the v4 and v5 paths on one execution client, modes, comparison, per-operation flags |
-//! | [`ab`] | sticky A/B assignment with a hash stable across Rust releases (Keccak-256) |
-//! | [`health`] | per-path statistics, the 0–100 health score, rollback thresholds |
-//! | [`controller`] | [`MigrationController`]: pre-migration → parallel → canary steps → complete, or rolled back |
-//! | [`metrics`] | Prometheus families of the adapter and the compat client |
+//! | `legacy` | [`LegacyEngine`] (the old engine's operations), [`DirectEngine`] (the old path, status-checked), [`MigrationPath`], [`StateValidator`] |
+//! | `adapter` | [`MigrationAdapter`]: legacy-only, shadow, canary, parallel, actor-primary, actor-only, rollback |
+//! | `lighthouse` | [`CapellaPayload`] ↔ [`DenebPayload`], attributes, forkchoice state and newPayload requests, with `From`/`TryFrom` |
+//! | `compat` | [`CompatClient`]: the v4 and v5 paths on one execution client, modes, comparison, per-operation flags |
+//! | `ab` | sticky A/B assignment with a hash stable across Rust releases (Keccak-256) |
+//! | `health` | per-path statistics, the 0–100 health score, rollback thresholds |
+//! | `controller` | [`MigrationController`]: pre-migration → parallel → canary steps → complete, or rolled back |
+//! | `metrics` | Prometheus families of the adapter and the compat client |
 //!
 //! The operator's view is `docs/migration-runbook.md`.
 //!
@@ -33,23 +33,26 @@
 //! # Ok::<(), engine_types::EngineError>(())
 //! ```
 
-pub mod ab;
-pub mod adapter;
-pub mod compat;
-pub mod controller;
-pub mod health;
-pub mod legacy;
-pub mod lighthouse;
-pub mod metrics;
+mod ab;
+mod adapter;
+mod compat;
+mod controller;
+mod health;
+mod legacy;
+mod lighthouse;
+mod metrics;
 
-pub use ab::{AbSplit, Side};
-pub use adapter::{AdapterConfig, AdapterReport, MigrationAdapter, MigrationMode};
-pub use compat::{CompatClient, CompatMode, CompatOperation};
+pub use ab::{AbSplit, BUCKETS, Side, bucket};
+pub use adapter::{
+    AdapterConfig, AdapterReport, MigrationAdapter, MigrationMode, MismatchRecord, Operation,
+    RECENT_MISMATCHES,
+};
+pub use compat::{CompatClient, CompatMode, CompatOperation, Version, deneb_request};
 pub use controller::{ControllerConfig, Migratable, MigrationController, Stage};
 pub use health::{HealthSample, PathSample, RollbackReason, RollbackRecord, Thresholds};
 pub use legacy::{DirectEngine, LegacyEngine, MigrationPath, Mismatch, PathState, StateValidator};
 pub use lighthouse::{
     CapellaAttributes, CapellaForkchoiceState, CapellaNewPayload, CapellaPayload, ConversionError,
-    DenebAttributes, DenebForkchoiceState, DenebNewPayload, DenebPayload,
+    DenebAttributes, DenebForkchoiceState, DenebNewPayload, DenebPayload, require_pre_cancun,
 };
-pub use metrics::{CompatMetrics, MigrationMetrics};
+pub use metrics::{CompatMetrics, MigrationMetrics, names as metric_names};

@@ -1,7 +1,7 @@
 //! Sticky A/B assignment: the split is fair and an id's side never changes between builds,
 //! machines or Rust releases (the hash is Keccak-256, pinned here by known id → side pairs).
 
-use engine_migration::{AbSplit, Side, ab::bucket};
+use engine_migration::{AbSplit, Side, bucket};
 
 #[test]
 fn ten_thousand_sessions_at_fifty_percent_land_within_48_to_52_percent() {

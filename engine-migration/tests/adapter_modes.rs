@@ -1,6 +1,9 @@
 //! The migration adapter in every mode, against two MockExecutionLayers with the same genesis
 //! (legacy path on one, actor path on the other, so faults hit one path only), with the actor
 //! failing, legacy failing, both failing, and the two paths building different blocks.
+//!
+//! (Longer than the ~600-line guideline on purpose: one suite is one test binary, and on a
+//! 2-core machine every extra binary costs a link; its tests share the helpers at the top.)
 
 // Helpers of a test binary: panicking is how they fail the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -18,8 +21,7 @@ use engine_migration::{
     MigrationMode, MigrationPath, RollbackReason, Side, Thresholds,
 };
 use engine_testkit::{
-    MockExecutionLayer,
-    mock::{ClientProfile, Fault, FaultRule, MockConfig},
+    ClientProfile, Fault, FaultRule, MockConfig, MockExecutionLayer, mock_client_options,
 };
 use engine_types::{AddBalance, ConsensusAmount, EngineConfig, RetryConfig};
 use rstest::rstest;
@@ -43,14 +45,13 @@ struct Paths {
     adapter: Adapter,
 }
 
+/// The harness's options without retries (a failure shows at once).
 fn options(mock: &MockExecutionLayer) -> ClientOptions {
-    ClientOptions::new(mock.url(), mock.jwt_secret())
-        .with_fork_schedule(mock.config().fork_schedule)
-        .with_retry(RetryConfig {
-            max_retries: 0,
-            initial_backoff_ms: 1,
-            max_backoff_ms: 2,
-        })
+    mock_client_options(mock, &EngineConfig::default()).with_retry(RetryConfig {
+        max_retries: 0,
+        initial_backoff_ms: 1,
+        max_backoff_ms: 2,
+    })
 }
 
 async fn mock() -> MockExecutionLayer {

@@ -10,12 +10,9 @@ use alloy_rpc_types_engine::{ForkchoiceState, PayloadAttributes};
 use engine_clients::{ClientOptions, HttpExecutionClient};
 use engine_migration::{
     AbSplit, CompatClient, CompatMetrics, CompatMode, CompatOperation, DenebAttributes,
-    DenebForkchoiceState, Side, compat::deneb_request,
+    DenebForkchoiceState, Side, deneb_request,
 };
-use engine_testkit::{
-    MockExecutionLayer,
-    mock::{ClientProfile, Fault, FaultRule, MockConfig},
-};
+use engine_testkit::{ClientProfile, Fault, FaultRule, MockConfig, MockExecutionLayer};
 use engine_types::{EngineError, ForkSchedule};
 
 /// Cancun activates at this timestamp; slots are 2 s apart from genesis (0).

@@ -18,12 +18,9 @@ use engine_migration::{
     AdapterConfig, CompatClient, CompatMetrics, CompatMode, ControllerConfig, DenebAttributes,
     DenebForkchoiceState, DirectEngine, HealthSample, LegacyEngine, Migratable, MigrationAdapter,
     MigrationController, MigrationMetrics, MigrationMode, PathSample, RollbackReason, Stage,
-    Thresholds, compat::deneb_request,
+    Thresholds, deneb_request,
 };
-use engine_testkit::{
-    MockExecutionLayer,
-    mock::{ClientProfile, MockConfig},
-};
+use engine_testkit::{ClientProfile, MockConfig, MockExecutionLayer};
 use engine_types::{EngineConfig, EngineError};
 use rstest::rstest;
 

@@ -11,10 +11,7 @@ use alloy_rpc_types_engine::ExecutionPayload;
 use engine_actor::{Engine, EngineSystem};
 use engine_clients::{ClientOptions, HttpExecutionClient};
 use engine_migration::{DirectEngine, LegacyEngine, Mismatch, StateValidator};
-use engine_testkit::{
-    MockExecutionLayer,
-    mock::{ClientProfile, Fault, FaultRule, MockConfig},
-};
+use engine_testkit::{ClientProfile, Fault, FaultRule, MockConfig, MockExecutionLayer};
 use engine_types::{AddBalance, ConsensusAmount, EngineConfig, EngineError};
 
 async fn slot<E: LegacyEngine>(

@@ -18,7 +18,7 @@ use engine_clients::{ClientOptions, ExecutionClient, HttpExecutionClient};
 use engine_migration::{
     AdapterConfig, CompatClient, CompatMetrics, CompatMode, DenebAttributes, DenebForkchoiceState,
     DirectEngine, LegacyEngine, MigrationAdapter, MigrationMetrics, MigrationMode, Thresholds,
-    compat::deneb_request,
+    deneb_request,
 };
 use engine_testkit::{GenesisOptions, RealClientKind, RealExecutionClient};
 use engine_types::{

@@ -3,19 +3,19 @@
 //! [`bridge_runtime_code`] is the runtime bytecode of `contracts/Bridge.sol` (compiled by
 //! `contracts/build.mjs`, committed as `contracts/Bridge.runtime.hex`); put it in a real
 //! client's genesis at [`BRIDGE_ADDRESS`] with
-//! [`GenesisOptions::with_contract`](crate::launcher::GenesisOptions::with_contract). The
+//! [`GenesisOptions::with_contract`](crate::GenesisOptions::with_contract). The
 //! [`MockExecutionLayer`](crate::MockExecutionLayer), which runs no EVM, synthesizes the same
 //! log with [`request_peg_out_log`] for calls that [`decode_request_peg_out`] accepts.
 //!
 //! ```
 //! use alloy_primitives::U256;
-//! use engine_testkit::{DEV_PRIVATE_KEY, bridge};
+//! use engine_testkit::{DEV_PRIVATE_KEY, signed_peg_out};
 //!
 //! // 0.01 BTC: 1 sat = 1e10 wei.
 //! let value = U256::from(1_000_000u64) * U256::from(10_000_000_000u64);
-//! let (raw, hash) = bridge::signed_peg_out(DEV_PRIVATE_KEY, 263_634, 0, b"bcrt1qexample", value)?;
+//! let (raw, hash) = signed_peg_out(DEV_PRIVATE_KEY, 263_634, 0, b"bcrt1qexample", value)?;
 //! assert!(!raw.is_empty() && !hash.is_zero());
-//! # Ok::<(), engine_testkit::tx::TxError>(())
+//! # Ok::<(), engine_testkit::TxError>(())
 //! ```
 
 use alloy_primitives::{Address, B256, Bytes, Log, TxKind, U256, address};

@@ -1,26 +1,38 @@
-//! Test kit for alys-engine.
+//! Test kit for alys-engine, every item at the crate root.
 //!
-//! * [`mock`]: [`MockExecutionLayer`], a real HTTP JSON-RPC server on `127.0.0.1:0` that checks
-//!   the JWT, speaks Engine API V1–V4 and the `eth_` methods the engine uses, keeps an in-memory
-//!   chain with real header hashes, records every request and injects faults on demand.
-//! * [`launcher`]: starts real execution clients (EthereumJS from the pinned npm package, Reth and
-//!   Geth when their binaries are present) with a post-merge genesis and a JWT secret.
-//! * [`otlp`]: [`otlp::OtlpReceiver`], an OTLP/HTTP trace receiver that decodes what exporters send.
-//! * [`tx`]: signed test transactions for `eth_sendRawTransaction`.
-//! * [`harness`]: the harness every suite uses — an engine on the mock or a real EL (rstest
-//!   fixtures), the test configuration, one slot through the engine or a client, and the
-//!   in-memory [`harness::ScriptedClient`].
-//! * [`bridge`]: the Alys peg-out bridge contract (address, runtime code, ABI, signed
-//!   `requestPegOut` calls) and the log it emits, which the mock synthesizes.
+//! | module | what |
+//! |---|---|
+//! | `mock` | [`MockExecutionLayer`], a real HTTP JSON-RPC server on `127.0.0.1:0` that checks the JWT, speaks Engine API V1–V4 and the `eth_` methods the engine uses, keeps an in-memory chain with real header hashes, records every request and injects faults ([`Fault`], [`FaultRule`]) |
+//! | `launcher` | [`RealExecutionClient`]: real execution clients (EthereumJS from the pinned npm package, Reth and Geth when their binaries are present) on a post-merge genesis ([`GenesisOptions`]) with a JWT secret |
+//! | `harness` | what every suite uses: an engine on the mock or a real EL ([`MockEngine`], [`RealEngine`], rstest fixtures), the test configuration, one slot through the engine or a client ([`engine_slot`], [`client_slot`]), the in-memory [`ScriptedClient`] |
+//! | `otlp` | [`OtlpReceiver`], an OTLP/HTTP trace receiver that decodes what exporters send |
+//! | `tx` | signed test transactions for `eth_sendRawTransaction` |
+//! | `bridge` | the Alys peg-out bridge contract (address, runtime code, ABI, signed `requestPegOut` calls) and the log it emits, which the mock synthesizes |
 
-pub mod bridge;
-pub mod harness;
-pub mod launcher;
-pub mod mock;
-pub mod otlp;
-pub mod tx;
+mod bridge;
+mod harness;
+mod launcher;
+mod mock;
+mod otlp;
+mod tx;
 
+pub use bridge::{
+    BRIDGE_ADDRESS, PEG_OUT_GAS_LIMIT, RequestPegOut, bridge_runtime_code, decode_request_peg_out,
+    request_peg_out_calldata, request_peg_out_log, requestPegOutCall, signed_peg_out,
+};
+pub use harness::{
+    MockEngine, RealEngine, Scripted, ScriptedCall, ScriptedClient, ScriptedMethod, Slot,
+    client_slot, engine_slot, engine_slot_after, funded_mock_config, metric_sample,
+    mock_client_options, mock_engine, peg_in, peg_ins, scrape_metrics, test_engine_config,
+    wait_for,
+};
 pub use launcher::{
     DEV_ACCOUNT, DEV_PRIVATE_KEY, GenesisOptions, LaunchError, RealClientKind, RealExecutionClient,
+    locate,
 };
-pub use mock::MockExecutionLayer;
+pub use mock::{
+    ClientProfile, Fault, FaultRule, MockBlockInfo, MockChain, MockConfig, MockError,
+    MockExecutionLayer, RecordedRequest,
+};
+pub use otlp::{OtlpReceiver, ReceivedSpan};
+pub use tx::{TxError, signed_eip1559, signed_transfer};

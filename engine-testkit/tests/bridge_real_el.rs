@@ -16,14 +16,9 @@ use alloy_rpc_types_eth::{Filter, TransactionReceipt};
 use alloy_sol_types::SolEvent;
 use engine_clients::{ClientOptions, ExecutionClient, HttpExecutionClient};
 use engine_testkit::{
-    DEV_ACCOUNT, DEV_PRIVATE_KEY, GenesisOptions, MockExecutionLayer, RealClientKind,
-    RealExecutionClient,
-    bridge::{
-        BRIDGE_ADDRESS, PEG_OUT_GAS_LIMIT, RequestPegOut, bridge_runtime_code,
-        request_peg_out_calldata, signed_peg_out,
-    },
-    mock::{ClientProfile, MockConfig},
-    tx::signed_eip1559,
+    BRIDGE_ADDRESS, ClientProfile, DEV_ACCOUNT, DEV_PRIVATE_KEY, GenesisOptions, MockConfig,
+    MockExecutionLayer, PEG_OUT_GAS_LIMIT, RealClientKind, RealExecutionClient, RequestPegOut,
+    bridge_runtime_code, request_peg_out_calldata, signed_eip1559, signed_peg_out,
 };
 use engine_types::{ForkSchedule, require_valid};
 

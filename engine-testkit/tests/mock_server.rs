@@ -13,14 +13,11 @@ use alloy_rpc_types_eth::{Filter, Log, TransactionReceipt};
 use alloy_sol_types::SolEvent;
 use engine_clients::{ClientOptions, ExecutionClient, HttpExecutionClient};
 use engine_testkit::{
-    DEV_ACCOUNT, DEV_PRIVATE_KEY, MockExecutionLayer,
-    bridge::{
-        BRIDGE_ADDRESS, PEG_OUT_GAS_LIMIT, RequestPegOut, request_peg_out_calldata, signed_peg_out,
-    },
-    mock::{ClientProfile, MockConfig},
-    tx::{signed_eip1559, signed_transfer},
+    BRIDGE_ADDRESS, ClientProfile, DEV_ACCOUNT, DEV_PRIVATE_KEY, MockConfig, MockExecutionLayer,
+    PEG_OUT_GAS_LIMIT, RequestPegOut, client_slot, request_peg_out_calldata, signed_eip1559,
+    signed_peg_out, signed_transfer,
 };
-use engine_types::{DEFAULT_FEE_RECIPIENT, require_valid};
+use engine_types::DEFAULT_FEE_RECIPIENT;
 use http_body_util::{BodyExt as _, Full};
 use hyper::{
     StatusCode,
@@ -166,35 +163,9 @@ async fn start_mock() -> (MockExecutionLayer, HttpExecutionClient) {
 /// the committed payload.
 async fn slot(client: &HttpExecutionClient, mock: &MockExecutionLayer) -> ExecutionData {
     let head = mock.with_chain(|c| c.head_block()).unwrap();
-    let timestamp = head.timestamp + 2;
-    let attrs = PayloadAttributes {
-        timestamp,
-        prev_randao: B256::ZERO,
-        suggested_fee_recipient: DEFAULT_FEE_RECIPIENT,
-        withdrawals: Some(Vec::new()),
-        parent_beacon_block_root: None,
-        ..Default::default()
-    };
-    let state = ForkchoiceState {
-        head_block_hash: head.hash,
-        safe_block_hash: B256::ZERO,
-        finalized_block_hash: B256::ZERO,
-    };
-    let id = client
-        .forkchoice_updated(state, Some(attrs))
+    client_slot(client, head.hash, head.timestamp + 2, &[], 0)
         .await
         .unwrap()
-        .payload_id
-        .unwrap();
-    let built = client.get_payload(id, timestamp, None).await.unwrap();
-    let status = client.new_payload(&built.execution_data).await.unwrap();
-    require_valid(&status, built.block_hash()).unwrap();
-    let commit = ForkchoiceState {
-        head_block_hash: built.block_hash(),
-        ..state
-    };
-    client.forkchoice_updated(commit, None).await.unwrap();
-    built.execution_data
 }
 
 /// `requestPegOut(…)` whose `bytes` length claims 200 bytes that are not there: the

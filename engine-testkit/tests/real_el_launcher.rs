@@ -10,7 +10,7 @@ use std::{io, path::PathBuf, time::SystemTime};
 
 use alloy_primitives::{Address, Bytes, U256};
 use alloy_rpc_types_engine::{Claims, JwtSecret};
-use engine_testkit::launcher::{
+use engine_testkit::{
     DEV_ACCOUNT, GenesisOptions, LaunchError, RealClientKind, RealExecutionClient, locate,
 };
 use http_body_util::{BodyExt as _, Full};

@@ -9,7 +9,7 @@ use std::{sync::Arc, time::Duration};
 use alloy_primitives::B256;
 use alloy_rpc_types_engine::{ExecutionData, PayloadStatus, PayloadStatusEnum};
 use engine_clients::BuiltPayload;
-use engine_testkit::harness::{Scripted, ScriptedCall, ScriptedClient, ScriptedMethod, peg_in};
+use engine_testkit::{Scripted, ScriptedCall, ScriptedClient, ScriptedMethod, peg_in};
 use engine_types::{BuildPayloadRequest, EngineConfig, EngineError};
 use tokio::sync::oneshot;
 

@@ -18,7 +18,7 @@ use clap::{Parser, ValueEnum};
 use engine_actor::{EngineHandle, EngineSystem, init_telemetry_with_log_level};
 use engine_clients::ClientOptions;
 use engine_testkit::{
-    GenesisOptions, MockExecutionLayer, RealClientKind, RealExecutionClient, mock::MockConfig,
+    GenesisOptions, MockConfig, MockExecutionLayer, RealClientKind, RealExecutionClient,
 };
 use engine_types::{AddBalance, BuildPayloadRequest, ConsensusAmount, EngineConfig};
 use serde::Serialize;

@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use engine_actor::{BlockRef, EngineHandle, EngineSystem};
 use engine_clients::ClientOptions;
-use engine_testkit::{MockExecutionLayer, mock::MockConfig};
+use engine_testkit::{MockConfig, MockExecutionLayer};
 use engine_types::{BuildPayloadRequest, EngineConfig, EngineError};
 use serde::Serialize;
 

@@ -11,10 +11,12 @@
 //! flags). Canary assignment is sticky by the call's slot (the timestamp) or head hash, so the
 //! forkchoiceUpdated, getPayload and newPayload of one slot take the same side.
 
+mod mode;
+mod stats;
+
 use std::{
     fmt,
-    sync::atomic::{AtomicU16, AtomicU64, Ordering},
-    time::Instant,
+    sync::atomic::{AtomicU16, Ordering},
 };
 
 use alloy_primitives::B256;
@@ -24,12 +26,13 @@ use alloy_rpc_types_engine::{
 };
 use engine_clients::{BuiltPayload, ExecutionClient};
 use engine_types::{EngineError, Fork};
-use serde::Serialize;
 use tracing::{info, warn};
+
+pub use mode::{CompatMode, CompatOperation, Version};
+use stats::OperationStats;
 
 use crate::{
     ab::{AbSplit, Side},
-    health::{HealthSample, PathSample, PathStats},
     lighthouse::{
         CapellaAttributes, CapellaForkchoiceState, CapellaNewPayload, CapellaPayload,
         ConversionError, DenebAttributes, DenebForkchoiceState, DenebNewPayload, DenebPayload,
@@ -37,175 +40,6 @@ use crate::{
     },
     metrics::CompatMetrics,
 };
-
-/// How the compat client routes a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum CompatMode {
-    /// The v4 (Capella) path only.
-    V4Only,
-    /// The v5 (Deneb) path only.
-    V5Only,
-    /// Both, v4 then v5 (never overlapping; v5 only if v4 succeeded); results compared; v4's
-    /// answer returned.
-    Parallel,
-    /// v4 answers; v5 answers when v4 fails.
-    V4Primary,
-    /// v5 answers; v4 answers when v5 fails.
-    V5Primary,
-    /// This percentage of slots goes to v5 (sticky per slot), the rest to v4.
-    Canary(u8),
-}
-
-impl CompatMode {
-    /// A canary mode; `percent` must be 0–100.
-    pub fn canary(percent: u8) -> Result<Self, EngineError> {
-        AbSplit::new(percent).map(|s| Self::Canary(s.percent()))
-    }
-
-    /// The `engine_compat_mode` gauge value (1–6).
-    pub const fn code(self) -> i64 {
-        match self {
-            Self::V4Only => 1,
-            Self::V5Only => 2,
-            Self::Parallel => 3,
-            Self::V4Primary => 4,
-            Self::V5Primary => 5,
-            Self::Canary(_) => 6,
-        }
-    }
-
-    const fn encode(self) -> u16 {
-        // A percentage above 100 (the variant is public) means everything: clamp it, so
-        // every reader of the mode sees the same 0–100 value.
-        let percent = match self {
-            Self::Canary(p) if p > 100 => 100,
-            Self::Canary(p) => p as u16,
-            _ => 0,
-        };
-        ((self.code() as u16) << 8) | percent
-    }
-
-    /// 0 decodes to None (no per-operation override).
-    const fn decode(bits: u16) -> Option<Self> {
-        Some(match bits >> 8 {
-            1 => Self::V4Only,
-            2 => Self::V5Only,
-            3 => Self::Parallel,
-            4 => Self::V4Primary,
-            5 => Self::V5Primary,
-            6 => Self::Canary((bits & 0xff) as u8),
-            _ => return None,
-        })
-    }
-}
-
-impl fmt::Display for CompatMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::V4Only => f.write_str("v4-only"),
-            Self::V5Only => f.write_str("v5-only"),
-            Self::Parallel => f.write_str("parallel"),
-            Self::V4Primary => f.write_str("v4-primary"),
-            Self::V5Primary => f.write_str("v5-primary"),
-            Self::Canary(p) => write!(f, "canary:{p}"),
-        }
-    }
-}
-
-/// The compat client's operations, each with its own runtime flag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum CompatOperation {
-    /// `engine_forkchoiceUpdated`.
-    ForkchoiceUpdated,
-    /// `engine_getPayload`.
-    GetPayload,
-    /// `engine_newPayload`.
-    NewPayload,
-}
-
-impl CompatOperation {
-    /// Every operation.
-    pub const ALL: [Self; 3] = [Self::ForkchoiceUpdated, Self::GetPayload, Self::NewPayload];
-
-    /// The metric label.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::ForkchoiceUpdated => "forkchoice_updated",
-            Self::GetPayload => "get_payload",
-            Self::NewPayload => "new_payload",
-        }
-    }
-
-    const fn index(self) -> usize {
-        match self {
-            Self::ForkchoiceUpdated => 0,
-            Self::GetPayload => 1,
-            Self::NewPayload => 2,
-        }
-    }
-}
-
-/// The Lighthouse version a call went through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum Version {
-    /// Capella types, V2 methods.
-    V4,
-    /// Deneb types, fork-aware methods.
-    V5,
-}
-
-impl Version {
-    /// The metric label.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::V4 => "v4",
-            Self::V5 => "v5",
-        }
-    }
-
-    const fn index(self) -> usize {
-        match self {
-            Self::V4 => 0,
-            Self::V5 => 1,
-        }
-    }
-}
-
-/// One operation's figures.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OperationReport {
-    /// The operation.
-    pub operation: CompatOperation,
-    /// Its flag (None: the client's mode applies).
-    pub flag: Option<CompatMode>,
-    /// v4 calls, errors, latency percentiles.
-    pub v4: PathSample,
-    /// v5 calls, errors, latency percentiles.
-    pub v5: PathSample,
-    /// Comparisons that agreed.
-    pub matches: u64,
-    /// Comparisons that disagreed.
-    pub mismatches: u64,
-    /// The last disagreement: both answers, v4's first.
-    pub last_mismatch: Option<String>,
-}
-
-/// The compat client's figures since its mode last changed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CompatReport {
-    /// The client's mode.
-    pub mode: CompatMode,
-    /// Per operation.
-    pub operations: Vec<OperationReport>,
-}
-
-#[derive(Debug, Default)]
-struct OperationStats {
-    versions: [PathStats; 2],
-    matches: AtomicU64,
-    mismatches: AtomicU64,
-    last_mismatch: std::sync::Mutex<Option<String>>,
-}
 
 /// Both Lighthouse type families on one execution client; see the [module docs](self).
 #[derive(Debug)]
@@ -268,119 +102,6 @@ impl<C: ExecutionClient> CompatClient<C> {
     pub fn effective_mode(&self, operation: CompatOperation) -> CompatMode {
         CompatMode::decode(self.flags[operation.index()].load(Ordering::Acquire))
             .unwrap_or_else(|| self.mode())
-    }
-
-    /// The figures since the last mode switch.
-    pub fn report(&self) -> CompatReport {
-        CompatReport {
-            mode: self.mode(),
-            operations: CompatOperation::ALL
-                .iter()
-                .map(|&op| {
-                    let s = &self.stats[op.index()];
-                    OperationReport {
-                        operation: op,
-                        flag: CompatMode::decode(self.flags[op.index()].load(Ordering::Acquire)),
-                        v4: s.versions[Version::V4.index()].sample(),
-                        v5: s.versions[Version::V5.index()].sample(),
-                        matches: s.matches.load(Ordering::Relaxed),
-                        mismatches: s.mismatches.load(Ordering::Relaxed),
-                        last_mismatch: s.last_mismatch.lock().ok().and_then(|m| m.clone()),
-                    }
-                })
-                .collect(),
-        }
-    }
-
-    /// v4 (baseline) against v5 (candidate) over every operation, for the health check.
-    pub fn health(&self) -> HealthSample {
-        let mut sample = HealthSample::default();
-        // Latency percentiles do not add up across operations: take the operation with the
-        // most v5 calls as representative (newPayload in a producing node).
-        let mut busiest = 0;
-        for s in &self.stats {
-            let (a, b) = (
-                s.versions[Version::V4.index()].sample(),
-                s.versions[Version::V5.index()].sample(),
-            );
-            sample.baseline.calls += a.calls;
-            sample.baseline.errors += a.errors;
-            sample.candidate.calls += b.calls;
-            sample.candidate.errors += b.errors;
-            let matches = s.matches.load(Ordering::Relaxed);
-            let mismatches = s.mismatches.load(Ordering::Relaxed);
-            sample.comparisons += matches + mismatches;
-            sample.mismatches += mismatches;
-            if b.calls >= busiest && a.calls > 0 {
-                busiest = b.calls;
-                (
-                    sample.baseline.p50,
-                    sample.baseline.p95,
-                    sample.baseline.p99,
-                ) = (a.p50, a.p95, a.p99);
-                (
-                    sample.candidate.p50,
-                    sample.candidate.p95,
-                    sample.candidate.p99,
-                ) = (b.p50, b.p95, b.p99);
-            }
-        }
-        sample
-    }
-
-    fn reset_stats(&self) {
-        for s in &self.stats {
-            for v in &s.versions {
-                v.reset();
-            }
-            s.matches.store(0, Ordering::Relaxed);
-            s.mismatches.store(0, Ordering::Relaxed);
-        }
-    }
-
-    async fn timed<T>(
-        &self,
-        op: CompatOperation,
-        version: Version,
-        call: impl Future<Output = Result<T, EngineError>>,
-    ) -> Result<T, EngineError> {
-        let started = Instant::now();
-        let result = call.await;
-        let elapsed = started.elapsed();
-        self.stats[op.index()].versions[version.index()].record(elapsed, result.is_ok());
-        let outcome = if result.is_ok() { "ok" } else { "error" };
-        self.metrics
-            .calls
-            .with_label_values(&[version.as_str(), op.as_str(), outcome])
-            .inc();
-        self.metrics
-            .call_duration
-            .with_label_values(&[version.as_str(), op.as_str()])
-            .observe(elapsed.as_secs_f64());
-        result
-    }
-
-    fn compared(&self, op: CompatOperation, agree: bool, detail: impl fmt::Debug) {
-        let s = &self.stats[op.index()];
-        let outcome = if agree {
-            s.matches.fetch_add(1, Ordering::Relaxed);
-            "match"
-        } else {
-            s.mismatches.fetch_add(1, Ordering::Relaxed);
-            warn!(
-                operation = op.as_str(),
-                ?detail,
-                "Lighthouse v4 and v5 paths disagree"
-            );
-            if let Ok(mut last) = s.last_mismatch.lock() {
-                *last = Some(format!("{detail:?}"));
-            }
-            "mismatch"
-        };
-        self.metrics
-            .comparisons
-            .with_label_values(&[op.as_str(), outcome])
-            .inc();
     }
 
     /// Run `op` by its effective mode: `v4`/`v5` make the call on each side, `same` says
