@@ -74,6 +74,14 @@ impl CacheCounters {
     }
 }
 
+/// The counters of the engine's caches, kept across EngineActor restarts.
+#[derive(Debug, Default)]
+pub(crate) struct CacheCounterSet {
+    pub(crate) payloads: Arc<CacheCounters>,
+    pub(crate) blocks: Arc<CacheCounters>,
+    pub(crate) receipts: Arc<CacheCounters>,
+}
+
 #[derive(Debug, Clone)]
 struct Entry<V> {
     value: V,

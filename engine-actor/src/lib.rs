@@ -40,8 +40,6 @@ mod protocol;
 mod session;
 mod supervisor;
 mod telemetry;
-#[cfg(feature = "test-hooks")]
-mod test_hooks;
 mod wiring;
 mod writer;
 

@@ -1,11 +1,16 @@
 //! `HealthPoller` and `CacheJanitor`: two actors that do one thing on an interval.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::debug;
 
-use crate::{engine::EngineMsg, session::SessionMsg, wiring::Wiring};
+use tokio::sync::watch;
+
+use crate::{
+    engine::{EngineMsg, EngineRef},
+    session::{SessionMsg, SessionSet},
+};
 
 /// Messages of the interval actors.
 #[derive(Debug)]
@@ -20,7 +25,7 @@ pub(crate) enum TickMsg {
 /// The periodic work of an interval actor.
 pub(crate) trait Periodic: Send + Sync + 'static {
     /// Called on every tick.
-    fn tick(&mut self, wiring: &Wiring) -> impl Future<Output = ()> + Send;
+    fn tick(&mut self) -> impl Future<Output = ()> + Send;
 }
 
 /// An actor that calls `P::tick` every `interval`; the timer is stopped with the actor.
@@ -35,7 +40,6 @@ impl<P> Default for Interval<P> {
 /// Arguments of an interval actor.
 pub(crate) struct IntervalArgs<P> {
     pub(crate) interval: Duration,
-    pub(crate) wiring: Arc<Wiring>,
     pub(crate) work: P,
 }
 
@@ -85,10 +89,7 @@ impl<P: Periodic> Actor for Interval<P> {
         state: &mut IntervalState<P>,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            TickMsg::Tick => {
-                let wiring = Arc::clone(&state.args.wiring);
-                state.args.work.tick(&wiring).await;
-            }
+            TickMsg::Tick => state.args.work.tick().await,
             #[cfg(feature = "test-hooks")]
             TickMsg::Crash => panic!("injected interval actor crash"),
         }
@@ -99,12 +100,14 @@ impl<P: Periodic> Actor for Interval<P> {
 /// Every interval, asks each session to poll `eth_syncing` and `engine_exchangeCapabilities`
 /// (sessions update their published health, which decides failover); a session that is not
 /// connected takes the poll as a reconnect attempt.
-#[derive(Debug, Default)]
-pub(crate) struct PollSessions;
+#[derive(Debug)]
+pub(crate) struct PollSessions {
+    pub(crate) sessions: SessionSet,
+}
 
 impl Periodic for PollSessions {
-    async fn tick(&mut self, wiring: &Wiring) {
-        for session in &wiring.sessions {
+    async fn tick(&mut self) {
+        for session in self.sessions.iter() {
             if let Some(actor) = session.borrow().actor.clone() {
                 let _ = actor.cast(SessionMsg::Poll);
             }
@@ -113,14 +116,15 @@ impl Periodic for PollSessions {
 }
 
 /// Every interval, asks the EngineActor to drop expired cache entries.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct SweepCaches {
-    swept: usize,
+    pub(crate) engine: watch::Receiver<Option<EngineRef>>,
+    pub(crate) swept: usize,
 }
 
 impl Periodic for SweepCaches {
-    async fn tick(&mut self, wiring: &Wiring) {
-        let engine = wiring.engine.borrow().clone();
+    async fn tick(&mut self) {
+        let engine = self.engine.borrow().clone();
         if let Some(engine) = engine {
             // Bounded wait: a busy engine must not stall the janitor forever.
             if let Ok(ractor::rpc::CallResult::Success(n)) = engine

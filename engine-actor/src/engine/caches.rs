@@ -10,8 +10,9 @@ use engine_clients::BuiltPayload;
 use engine_types::{CacheConfig, EngineError};
 
 use crate::{
-    BlockRef, CachesStatus, ForkchoiceSnapshot, cache::TtlCache, protocol::Reply,
-    wiring::CacheCounterSet,
+    BlockRef, CachesStatus, ForkchoiceSnapshot,
+    cache::{CacheCounterSet, TtlCache},
+    protocol::Reply,
 };
 
 /// Everything the EngineActor caches.

@@ -11,21 +11,26 @@
 mod caches;
 mod reads;
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
 
 use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_primitives::B256;
 use alloy_rpc_types_eth::{Block, TransactionReceipt};
 use engine_clients::{BuiltPayload, ExecutionClient};
-use engine_types::EngineError;
+use engine_types::{EngineConfig, EngineError};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::{broadcast, watch};
 use tracing::{Instrument, info, warn};
 
 use crate::{
-    EngineEvent, EngineStatus,
+    EngineEvent, EngineStatus, ForkchoiceSnapshot, WriterStatus,
+    cache::CacheCounterSet,
     pegout::peg_outs_in_receipts,
     protocol::{ReadRequest, RequestContext},
-    wiring::Wiring,
+    session::SessionSet,
 };
 use caches::EngineCaches;
 
@@ -79,14 +84,26 @@ pub(crate) enum EngineMsg {
     Crash,
 }
 
-/// Construction arguments of the EngineActor.
+/// Construction arguments of the EngineActor: what it reads and where it publishes.
 pub(crate) struct EngineArgs {
-    pub(crate) wiring: Arc<Wiring>,
+    pub(crate) config: Arc<EngineConfig>,
+    /// The sessions reads go to.
+    pub(crate) sessions: SessionSet,
+    /// The writer's forkchoice.
+    pub(crate) forkchoice: watch::Receiver<Option<ForkchoiceSnapshot>>,
+    /// The writer's status (for `status()`).
+    pub(crate) writer_status: watch::Receiver<WriterStatus>,
+    /// Writes sent and not yet taken up (for `status()`).
+    pub(crate) queued_writes: Arc<AtomicUsize>,
+    /// Where peg-out events go.
+    pub(crate) events: broadcast::Sender<EngineEvent>,
+    /// The caches' counters (outlive the actor).
+    pub(crate) counters: Arc<CacheCounterSet>,
 }
 
 /// State of the EngineActor.
 pub(crate) struct EngineState {
-    wiring: Arc<Wiring>,
+    args: EngineArgs,
     caches: EngineCaches,
 }
 
@@ -95,26 +112,18 @@ pub(crate) struct EngineState {
 pub(crate) struct EngineActor;
 
 impl EngineState {
-    fn forkchoice(&self) -> crate::ForkchoiceSnapshot {
-        self.wiring.forkchoice.borrow().unwrap_or_default()
+    fn forkchoice(&self) -> ForkchoiceSnapshot {
+        self.args.forkchoice.borrow().unwrap_or_default()
     }
 
     fn status(&self) -> EngineStatus {
-        let forkchoice = *self.wiring.forkchoice.borrow();
-        let writer = self
-            .wiring
-            .writer_status
-            .borrow()
-            .clone()
-            .with_running_time();
-        let queued_writes = self
-            .wiring
-            .queued_writes
-            .load(std::sync::atomic::Ordering::Acquire);
+        let forkchoice = *self.args.forkchoice.borrow();
+        let writer = self.args.writer_status.borrow().clone().with_running_time();
+        let queued_writes = self.args.queued_writes.load(Ordering::Acquire);
         EngineStatus {
             forkchoice: forkchoice.unwrap_or_default(),
             initialized: forkchoice.is_some(),
-            sessions: self.wiring.session_statuses(),
+            sessions: self.args.sessions.statuses(),
             caches: self.caches.status(),
             queued_writes,
             preparation: writer.preparation,
@@ -139,7 +148,7 @@ impl EngineState {
 
     /// Peg-out detection: one receipts call per committed block, off the mailbox.
     fn fetch_receipts(&mut self, myself: &EngineRef, hash: B256, number: u64) {
-        let Some(link) = self.wiring.healthy_links().into_iter().next() else {
+        let Some(link) = self.args.sessions.healthy_links().into_iter().next() else {
             warn!(%hash, "cannot fetch receipts of a committed block: no healthy session");
             return;
         };
@@ -176,10 +185,10 @@ impl EngineState {
             .unwrap_or_default();
         match result {
             Ok(receipts) => {
-                for event in peg_outs_in_receipts(self.wiring.config.bridge_address, &receipts) {
+                for event in peg_outs_in_receipts(self.args.config.bridge_address, &receipts) {
                     info!(tx = %event.tx_hash, value_wei = %event.value_wei, "peg-out requested");
                     // No subscribers is fine: nobody asked for events.
-                    let _ = self.wiring.events.send(EngineEvent::PegOutRequested(event));
+                    let _ = self.args.events.send(EngineEvent::PegOutRequested(event));
                 }
                 for waiter in waiters {
                     let _ = waiter.send(Ok(receipts.as_ref().clone()));
@@ -206,11 +215,8 @@ impl Actor for EngineActor {
         _myself: EngineRef,
         args: EngineArgs,
     ) -> Result<EngineState, ActorProcessingErr> {
-        let caches = EngineCaches::new(&args.wiring.config.cache, &args.wiring.cache_counters);
-        Ok(EngineState {
-            wiring: args.wiring,
-            caches,
-        })
+        let caches = EngineCaches::new(&args.config.cache, &args.counters);
+        Ok(EngineState { args, caches })
     }
 
     async fn handle(

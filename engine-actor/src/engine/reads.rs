@@ -26,9 +26,9 @@ impl EngineState {
         F: FnOnce(Arc<HttpExecutionClient>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, EngineError>> + Send + 'static,
     {
-        let Some(link) = self.wiring.healthy_links().into_iter().next() else {
+        let Some(link) = self.args.sessions.healthy_links().into_iter().next() else {
             let _ = reply.send(Err(EngineError::Unavailable {
-                reason: self.wiring.no_session_reason(),
+                reason: self.args.sessions.no_session_reason(),
             }));
             return;
         };

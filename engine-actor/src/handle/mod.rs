@@ -406,7 +406,7 @@ impl EngineHandle {
                         .borrow()
                         .init_error
                         .clone()
-                        .unwrap_or_else(|| self.wiring.no_session_reason())
+                        .unwrap_or_else(|| self.wiring.sessions.no_session_reason())
                 ),
             }),
         }

@@ -1,7 +1,7 @@
 //! [`StatusCollector`]: the families derived from state, read when Prometheus scrapes — cache
 //! counters (kept across EngineActor restarts) and each session's breaker, connection and sync.
 
-use std::sync::Weak;
+use std::sync::Arc;
 
 use prometheus::{
     GaugeVec, IntCounterVec, IntGaugeVec, Opts,
@@ -11,7 +11,7 @@ use prometheus::{
 use tracing::warn;
 
 use super::names;
-use crate::{CircuitState, wiring::Wiring};
+use crate::{CircuitState, cache::CacheCounterSet, session::SessionSet};
 
 /// The families, freshly made for one scrape (values are set, never incremented).
 struct Families {
@@ -80,8 +80,7 @@ impl Families {
         ]
     }
 
-    fn fill(&self, wiring: &Wiring) {
-        let caches = &wiring.cache_counters;
+    fn fill(&self, sessions: &SessionSet, caches: &CacheCounterSet) {
         for (name, counters) in [
             ("payloads", &caches.payloads),
             ("blocks", &caches.blocks),
@@ -97,7 +96,7 @@ impl Families {
                 .with_label_values(&[name])
                 .set(i64::try_from(counters.entries()).unwrap_or(i64::MAX));
         }
-        for session in &wiring.sessions {
+        for session in sessions.iter() {
             let s = session.borrow();
             let ep = s.endpoint.as_str();
             self.circuit_changes
@@ -121,22 +120,29 @@ impl Families {
     }
 }
 
-/// Reads the tree's shared state at scrape time. Holds the wiring weakly: the wiring owns the
-/// metrics, which own the registry holding this collector.
+/// Reads the tree's sessions and cache counters at scrape time.
 pub(crate) struct StatusCollector {
-    wiring: Weak<Wiring>,
+    sessions: SessionSet,
+    caches: Arc<CacheCounterSet>,
     descs: Vec<Desc>,
 }
 
 impl StatusCollector {
-    /// A collector over `wiring`.
-    pub(crate) fn new(wiring: Weak<Wiring>) -> Result<Self, prometheus::Error> {
+    /// A collector over `sessions` and `caches`.
+    pub(crate) fn new(
+        sessions: SessionSet,
+        caches: Arc<CacheCounterSet>,
+    ) -> Result<Self, prometheus::Error> {
         let descs = Families::new()?
             .collectors()
             .iter()
             .flat_map(|c| c.desc().into_iter().cloned())
             .collect();
-        Ok(Self { wiring, descs })
+        Ok(Self {
+            sessions,
+            caches,
+            descs,
+        })
     }
 }
 
@@ -153,9 +159,7 @@ impl Collector for StatusCollector {
                 return Vec::new();
             }
         };
-        if let Some(wiring) = self.wiring.upgrade() {
-            families.fill(&wiring);
-        }
+        families.fill(&self.sessions, &self.caches);
         families
             .collectors()
             .iter()

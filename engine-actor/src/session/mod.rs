@@ -4,6 +4,7 @@
 
 mod breaker;
 mod link;
+mod set;
 mod status;
 
 use std::{sync::Arc, time::Duration};
@@ -16,6 +17,7 @@ use engine_types::EngineError;
 pub use link::is_connectivity_failure;
 pub(crate) use link::{LinkHealth, SessionLink};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+pub(crate) use set::SessionSet;
 pub use status::SessionStatus;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};

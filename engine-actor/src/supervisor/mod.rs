@@ -6,9 +6,12 @@
 //! |---|---|
 //! | `restart.rs` | [`RestartPolicy`](restart::RestartPolicy): backoff and escalation |
 //! | `system.rs` | [`EngineSystem`]: start, handle, metrics, shutdown |
+//! | `test_hooks.rs` | (feature `test-hooks`) crashing or killing a child |
 
 mod restart;
 mod system;
+#[cfg(feature = "test-hooks")]
+mod test_hooks;
 
 use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
 
@@ -76,7 +79,7 @@ pub(crate) enum SupervisorMsg {
     GetRestarts(RpcReplyPort<HashMap<ChildKind, u32>>),
     /// Test hook: make a child panic in its handler, or kill it (interrupting its handler).
     #[cfg(feature = "test-hooks")]
-    Sabotage(ChildKind, crate::test_hooks::Sabotage),
+    Sabotage(ChildKind, test_hooks::Sabotage),
 }
 
 /// State of the supervisor.
@@ -103,7 +106,13 @@ impl EngineSupervisor {
         let cell = match kind {
             ChildKind::Writer => {
                 let args = WriterArgs {
-                    wiring: Arc::clone(wiring),
+                    config: Arc::clone(&wiring.config),
+                    metrics: Arc::clone(&wiring.metrics),
+                    sessions: wiring.sessions.clone(),
+                    forkchoice: Arc::clone(&wiring.forkchoice),
+                    status: Arc::clone(&wiring.writer_status),
+                    engine: wiring.engine.subscribe(),
+                    queued_writes: Arc::clone(&wiring.queued_writes),
                 };
                 let (writer, _) = Actor::spawn_linked(None, Writer, args, supervisor).await?;
                 wiring.writer.send_replace(Some(writer.clone()));
@@ -111,7 +120,13 @@ impl EngineSupervisor {
             }
             ChildKind::Engine => {
                 let args = EngineArgs {
-                    wiring: Arc::clone(wiring),
+                    config: Arc::clone(&wiring.config),
+                    sessions: wiring.sessions.clone(),
+                    forkchoice: wiring.forkchoice.subscribe(),
+                    writer_status: wiring.writer_status.subscribe(),
+                    queued_writes: Arc::clone(&wiring.queued_writes),
+                    events: wiring.events.clone(),
+                    counters: Arc::clone(&wiring.cache_counters),
                 };
                 let (engine, _) = Actor::spawn_linked(None, EngineActor, args, supervisor).await?;
                 wiring.engine.send_replace(Some(engine.clone()));
@@ -123,7 +138,7 @@ impl EngineSupervisor {
                     .get(n)
                     .cloned()
                     .ok_or("no such endpoint")?;
-                let status = wiring.sessions.get(n).cloned().ok_or("no such endpoint")?;
+                let status = wiring.sessions.sender(n).ok_or("no such endpoint")?;
                 let health = wiring.config.health;
                 let args = SessionArgs {
                     options,
@@ -139,8 +154,9 @@ impl EngineSupervisor {
             ChildKind::HealthPoller => {
                 let args = IntervalArgs {
                     interval: Duration::from_millis(wiring.config.health.poll_interval_ms),
-                    wiring: Arc::clone(wiring),
-                    work: PollSessions,
+                    work: PollSessions {
+                        sessions: wiring.sessions.clone(),
+                    },
                 };
                 Actor::spawn_linked(None, HealthPoller::default(), args, supervisor)
                     .await?
@@ -150,8 +166,10 @@ impl EngineSupervisor {
             ChildKind::CacheJanitor => {
                 let args = IntervalArgs {
                     interval: Duration::from_millis(wiring.config.cache.sweep_interval_ms),
-                    wiring: Arc::clone(wiring),
-                    work: SweepCaches::default(),
+                    work: SweepCaches {
+                        engine: wiring.engine.subscribe(),
+                        swept: 0,
+                    },
                 };
                 Actor::spawn_linked(None, CacheJanitor::default(), args, supervisor)
                     .await?
@@ -306,7 +324,7 @@ impl Actor for EngineSupervisor {
             #[cfg(feature = "test-hooks")]
             SupervisorMsg::Sabotage(kind, how) => {
                 if let Some(cell) = Self::cell_of(state, kind) {
-                    crate::test_hooks::sabotage(&cell, kind, how);
+                    test_hooks::sabotage(&cell, kind, how);
                 }
             }
         }

@@ -9,9 +9,11 @@ use tokio::sync::{broadcast, watch};
 
 use super::{ChildKind, EngineSupervisor, SupervisorArgs, SupervisorMsg};
 use crate::{
-    EngineHandle, SessionStatus, WriterStatus,
+    EngineHandle, WriterStatus,
+    cache::CacheCounterSet,
     metrics::{EngineMetrics, StatusCollector},
-    wiring::{CacheCounterSet, Wiring},
+    session::SessionSet,
+    wiring::Wiring,
 };
 
 /// Capacity of the peg-out event channel (a subscriber further behind misses events).
@@ -85,37 +87,33 @@ impl EngineSystem {
             .into_iter()
             .map(|o| o.with_observer(Arc::clone(&metrics) as Arc<dyn RpcObserver>))
             .collect::<Vec<_>>();
-        let sessions = client_options
-            .iter()
-            .enumerate()
-            .map(|(i, o)| Arc::new(watch::channel(SessionStatus::new(i, o.engine_url.clone())).0))
-            .collect();
-        let wiring = Arc::new(Wiring {
-            config: Arc::new(config),
-            client_options,
-            sessions,
-            forkchoice: watch::channel(None).0,
-            writer_status: watch::channel(WriterStatus::default()).0,
-            engine: watch::channel(None).0,
-            writer: watch::channel(None).0,
-            queued_writes: Default::default(),
-            events: broadcast::channel(EVENT_CAPACITY).0,
-            escalation: watch::channel(None).0,
-            stopped: watch::channel(None).0,
-            metrics: Arc::clone(&metrics),
-            cache_counters: CacheCounterSet::default(),
-        });
-        let collector = StatusCollector::new(Arc::downgrade(&wiring)).map_err(|e| {
-            EngineError::Unavailable {
+        let sessions = SessionSet::new(client_options.iter().map(|o| o.engine_url.clone()));
+        let cache_counters = Arc::new(CacheCounterSet::default());
+        let collector = StatusCollector::new(sessions.clone(), Arc::clone(&cache_counters))
+            .map_err(|e| EngineError::Unavailable {
                 reason: format!("cannot create the status metrics: {e}"),
-            }
-        })?;
+            })?;
         metrics
             .registry()
             .register(Box::new(collector))
             .map_err(|e| EngineError::Unavailable {
                 reason: format!("cannot register the status metrics: {e}"),
             })?;
+        let wiring = Arc::new(Wiring {
+            config: Arc::new(config),
+            client_options,
+            sessions,
+            forkchoice: Arc::new(watch::channel(None).0),
+            writer_status: Arc::new(watch::channel(WriterStatus::default()).0),
+            engine: Arc::new(watch::channel(None).0),
+            writer: watch::channel(None).0,
+            queued_writes: Default::default(),
+            events: broadcast::channel(EVENT_CAPACITY).0,
+            escalation: watch::channel(None).0,
+            stopped: watch::channel(None).0,
+            metrics: Arc::clone(&metrics),
+            cache_counters,
+        });
         let args = SupervisorArgs {
             wiring: Arc::clone(&wiring),
         };
@@ -159,7 +157,8 @@ impl EngineSystem {
                     .clone()
                     .or_else(|| {
                         self.wiring
-                            .session_statuses()
+                            .sessions
+                            .statuses()
                             .iter()
                             .find_map(|s| s.last_error.clone())
                     })
@@ -214,7 +213,7 @@ impl EngineSystem {
     pub fn crash_child(&self, kind: ChildKind) {
         let _ = self.supervisor.cast(SupervisorMsg::Sabotage(
             kind,
-            crate::test_hooks::Sabotage::Panic,
+            super::test_hooks::Sabotage::Panic,
         ));
     }
 
@@ -224,7 +223,7 @@ impl EngineSystem {
     pub fn kill_child(&self, kind: ChildKind) {
         let _ = self.supervisor.cast(SupervisorMsg::Sabotage(
             kind,
-            crate::test_hooks::Sabotage::Kill,
+            super::test_hooks::Sabotage::Kill,
         ));
     }
 

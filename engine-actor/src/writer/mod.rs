@@ -27,16 +27,26 @@ mod forkchoice;
 #[cfg(test)]
 mod tests;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 pub(crate) use core::{Effect, WriteCore};
+use engine_types::{EngineConfig, EngineError};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::{
-    engine::EngineMsg,
+    ForkchoiceSnapshot, WriterStatus,
+    engine::{EngineMsg, EngineRef},
+    metrics::EngineMetrics,
     protocol::{RequestContext, WriteRequest},
-    wiring::Wiring,
+    session::SessionSet,
 };
 
 /// A reference to the writer.
@@ -63,15 +73,36 @@ pub(crate) enum WriterMsg {
     Crash,
 }
 
-/// Construction arguments of the writer.
+/// Construction arguments of the writer: what it reads and where it publishes.
 pub(crate) struct WriterArgs {
-    pub(crate) wiring: Arc<Wiring>,
+    pub(crate) config: Arc<EngineConfig>,
+    pub(crate) metrics: Arc<EngineMetrics>,
+    /// The sessions it writes through.
+    pub(crate) sessions: SessionSet,
+    /// Where it publishes the forkchoice.
+    pub(crate) forkchoice: Arc<watch::Sender<Option<ForkchoiceSnapshot>>>,
+    /// Where it publishes its status (a predecessor's counters carry on).
+    pub(crate) status: Arc<watch::Sender<WriterStatus>>,
+    /// The running EngineActor, for cache updates.
+    pub(crate) engine: watch::Receiver<Option<EngineRef>>,
+    /// Writes sent and not yet taken up.
+    pub(crate) queued_writes: Arc<AtomicUsize>,
+}
+
+/// Where a write's effects go.
+struct Outlets {
+    forkchoice: Arc<watch::Sender<Option<ForkchoiceSnapshot>>>,
+    status: Arc<watch::Sender<WriterStatus>>,
+    engine: watch::Receiver<Option<EngineRef>>,
 }
 
 /// State of the writer actor.
 pub(crate) struct WriterState {
     core: WriteCore,
-    wiring: Arc<Wiring>,
+    config: Arc<EngineConfig>,
+    sessions: SessionSet,
+    outlets: Outlets,
+    queued_writes: Arc<AtomicUsize>,
     /// The latest scheduled initialisation attempt.
     init_attempt: u64,
     init_delay: Duration,
@@ -81,39 +112,42 @@ pub(crate) struct WriterState {
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Writer;
 
-impl WriterState {
-    /// Apply a write's effects where they belong: the forkchoice on its watch channel, cache
-    /// updates to the running EngineActor (before the caller is answered, so a read right after
-    /// the answer finds them).
-    fn effect(wiring: &Wiring, effect: Effect) {
+impl Outlets {
+    /// Apply a write's effect where it belongs: the forkchoice and the status on their watch
+    /// channels, cache updates to the running EngineActor (before the caller is answered, so a
+    /// read right after the answer finds them).
+    fn apply(&self, effect: Effect) {
         match effect {
             Effect::Forkchoice(snapshot) => {
-                wiring.forkchoice.send_replace(Some(snapshot));
+                self.forkchoice.send_replace(Some(snapshot));
             }
             Effect::Status(status) => {
-                wiring.writer_status.send_replace(*status);
+                self.status.send_replace(*status);
             }
             Effect::Cache(update) => {
-                if let Some(engine) = wiring.engine.borrow().as_ref() {
+                if let Some(engine) = self.engine.borrow().as_ref() {
                     let _ = engine.cast(EngineMsg::Written(update));
                 }
             }
         }
     }
+}
 
+impl WriterState {
     /// One attempt to synchronise with the EL; schedules the next on failure.
     async fn initialize(&mut self, myself: &WriterRef) {
-        let wiring = Arc::clone(&self.wiring);
-        let links = wiring.healthy_links();
-        let no_session = links.is_empty().then(|| wiring.no_session_reason());
-        let result = match no_session {
-            Some(reason) => Err(engine_types::EngineError::Unavailable { reason }),
-            None => forkchoice::initialize(&wiring.config, links).await,
+        let links = self.sessions.healthy_links();
+        let result = if links.is_empty() {
+            Err(EngineError::Unavailable {
+                reason: self.sessions.no_session_reason(),
+            })
+        } else {
+            forkchoice::initialize(&self.config, links).await
         };
+        let outlets = &self.outlets;
         match result {
             Ok(snapshot) => {
-                self.core
-                    .initialized(snapshot, &mut |e| Self::effect(&wiring, e));
+                self.core.initialized(snapshot, &mut |e| outlets.apply(e));
                 self.init_delay = INIT_RETRY_FIRST;
             }
             Err(e) => {
@@ -121,11 +155,11 @@ impl WriterState {
                     warn!(error = %e, "engine initialisation failed; retrying");
                 }
                 let reason = match e {
-                    engine_types::EngineError::Unavailable { reason } => reason,
+                    EngineError::Unavailable { reason } => reason,
                     other => other.to_string(),
                 };
                 self.core
-                    .initialization_failed(reason, &mut |e| Self::effect(&wiring, e));
+                    .initialization_failed(reason, &mut |e| outlets.apply(e));
                 self.init_attempt += 1;
                 let attempt = self.init_attempt;
                 myself.send_after(self.init_delay, move || WriterMsg::RetryInitialize {
@@ -147,20 +181,24 @@ impl Actor for Writer {
         _myself: WriterRef,
         args: WriterArgs,
     ) -> Result<WriterState, ActorProcessingErr> {
-        let wiring = args.wiring;
         let core = WriteCore::new(
-            Arc::clone(&wiring.config),
-            Arc::clone(&wiring.metrics),
-            wiring.writer_status.borrow().clone(),
+            Arc::clone(&args.config),
+            args.metrics,
+            args.status.borrow().clone(),
         );
         // Nothing a predecessor queued is waiting any more; it is not synchronised yet.
-        wiring
-            .queued_writes
-            .store(0, std::sync::atomic::Ordering::Release);
-        wiring.writer_status.send_replace(core.status().clone());
+        args.queued_writes.store(0, Ordering::Release);
+        args.status.send_replace(core.status().clone());
         Ok(WriterState {
             core,
-            wiring,
+            config: args.config,
+            sessions: args.sessions,
+            outlets: Outlets {
+                forkchoice: args.forkchoice,
+                status: args.status,
+                engine: args.engine,
+            },
+            queued_writes: args.queued_writes,
             init_attempt: 0,
             init_delay: INIT_RETRY_FIRST,
         })
@@ -184,20 +222,21 @@ impl Actor for Writer {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             WriterMsg::Write(ctx, request) => {
-                state.wiring.write_dequeued();
+                let _ =
+                    state
+                        .queued_writes
+                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
                 let adopts = matches!(request, WriteRequest::InitializeFromLegacy(..));
                 if !state.core.is_initialized() && !adopts && !request.caller_gone() {
                     // A write while the EL was unreachable: one more attempt before refusing.
                     state.initialize(&myself).await;
                 }
-                let wiring = Arc::clone(&state.wiring);
-                let links = wiring.healthy_links();
-                let no_session = links.is_empty().then(|| wiring.no_session_reason());
+                let links = state.sessions.healthy_links();
+                let no_session = links.is_empty().then(|| state.sessions.no_session_reason());
+                let outlets = &state.outlets;
                 state
                     .core
-                    .apply(ctx, request, links, no_session, &mut |e| {
-                        WriterState::effect(&wiring, e)
-                    })
+                    .apply(ctx, request, links, no_session, &mut |e| outlets.apply(e))
                     .await;
             }
             WriterMsg::RetryInitialize { attempt } => {

@@ -3,9 +3,8 @@
 
 use ractor::ActorCell;
 
-use crate::{
-    ChildKind, engine::EngineMsg, poller::TickMsg, session::SessionMsg, writer::WriterMsg,
-};
+use super::ChildKind;
+use crate::{engine::EngineMsg, poller::TickMsg, session::SessionMsg, writer::WriterMsg};
 
 /// How to break a child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
