@@ -29,7 +29,8 @@ test: _el-if-needed
         cargo nextest run --workspace --all-targets
     else
         echo "cargo-nextest is not installed: running the tests with cargo test, one at a time (install it with 'cargo install cargo-nextest --locked' for parallel, one process per test)"
-        cargo test --workspace --all-targets -- --test-threads=1
+        cargo test --workspace --lib --bins --tests -- --test-threads=1
+        cargo test -p engine-benches --benches
     fi
     cargo test --workspace --doc -q
 
