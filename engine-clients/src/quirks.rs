@@ -5,38 +5,31 @@ use engine_types::ClientKind;
 /// What is special about a client implementation. Looked up once per session from the
 /// detected [`ClientKind`]; handlers consult fields here instead of matching on the kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Quirks {
     /// `engine_getPayload` returns the best block so far *and stops the build*; an immediate
-    /// call after forkchoiceUpdated can return an empty or early block (Geth).
+    /// call after forkchoiceUpdated returns the empty first block (Geth). Builds then leave the
+    /// client `build_fill_ms` between the two calls (the writer's `build`).
     pub get_payload_stops_build: bool,
-    /// `engine_getPayload` waits for the build in progress (Reth since 2025).
-    pub get_payload_waits_for_build: bool,
     /// `eth_getBlockReceipts` answers `null` for a block hash: ask by number (EthereumJS, and
     /// any client we could not identify).
     pub block_receipts_need_number: bool,
-    /// `engine_newPayload` answers SYNCING when processing is merely slow (Nethermind).
+    /// `engine_newPayload` answers SYNCING when processing merely outlasts the client's own
+    /// timeout, and keeps processing (Nethermind): the client asks again, a bounded number of
+    /// times within the call's deadline, before reporting SYNCING.
     pub new_payload_syncing_when_slow: bool,
-    /// Does not refuse a wrong method version with -38005 (EthereumJS): the engine must
-    /// choose versions itself (it always does; this records why that matters). EthereumJS
-    /// also answers -32602, not -38003, to attributes whose timestamp is not after the head.
-    pub accepts_wrong_method_version: bool,
     /// forkchoiceUpdated with attributes on a canonical ancestor may answer VALID without a
     /// payload id (Reth).
     pub may_omit_payload_id_on_ancestor: bool,
-    /// Largest withdrawal count the client is known to take in one payload (`None`: no limit).
-    pub max_withdrawals: Option<usize>,
 }
 
 impl Quirks {
     /// No special behaviour.
     pub const NONE: Self = Self {
         get_payload_stops_build: false,
-        get_payload_waits_for_build: false,
         block_receipts_need_number: false,
         new_payload_syncing_when_slow: false,
-        accepts_wrong_method_version: false,
         may_omit_payload_id_on_ancestor: false,
-        max_withdrawals: None,
     };
 
     /// The table.
@@ -47,7 +40,6 @@ impl Quirks {
                 ..Self::NONE
             },
             ClientKind::Reth => Self {
-                get_payload_waits_for_build: true,
                 may_omit_payload_id_on_ancestor: true,
                 ..Self::NONE
             },
@@ -57,7 +49,6 @@ impl Quirks {
             },
             ClientKind::EthereumJs => Self {
                 block_receipts_need_number: true,
-                accepts_wrong_method_version: true,
                 ..Self::NONE
             },
             // An unidentified client gets the conservative receipt path (by number), which

@@ -552,6 +552,40 @@ async fn immediate_get_payload_per_client(#[case] profile: ClientProfile, #[case
     assert_eq!(built.execution_data.payload.transactions().len(), txs);
 }
 
+/// Nethermind answers SYNCING while a slow block is still being processed: it is asked again
+/// (and the block is VALID); any other client's SYNCING is reported at once.
+#[rstest]
+#[case::nethermind_is_asked_again(ClientProfile::nethermind(), PayloadStatusEnum::Valid, 2)]
+#[case::reth_syncing_is_reported(ClientProfile::reth(), PayloadStatusEnum::Syncing, 1)]
+#[tokio::test]
+async fn new_payload_syncing_per_client(
+    #[case] profile: ClientProfile,
+    #[case] expected: PayloadStatusEnum,
+    #[case] new_payload_calls: usize,
+) {
+    let (mock, client) = start(MockConfig::default().with_profile(profile)).await;
+    let head = mock.with_chain(|c| c.head());
+    let attrs = attributes(&ForkSchedule::shanghai(), 2, vec![]);
+    let id = client
+        .forkchoice_updated(forkchoice(head), Some(attrs))
+        .await
+        .unwrap()
+        .payload_id
+        .unwrap();
+    let built = client.get_payload(id, 2, None).await.unwrap();
+    mock.inject(
+        FaultRule::new(Fault::status("SYNCING"))
+            .on("engine_newPayload")
+            .times(1),
+    );
+    let status = client.new_payload(&built.execution_data).await.unwrap();
+    assert_eq!(status.status, expected);
+    assert_eq!(
+        mock.requests_for("engine_newPayload").len(),
+        new_payload_calls
+    );
+}
+
 #[tokio::test]
 async fn payload_bodies_by_hash_and_range() {
     let (mock, client) = start(MockConfig::default()).await;

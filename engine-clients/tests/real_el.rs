@@ -2,8 +2,9 @@
 //! balances and the chain head read back over `eth_`.
 //!
 //! EthereumJS is required (installed by `just setup`): these tests fail if it is missing.
-//! Reth and Geth run when `RETH_BIN`/`GETH_BIN` or the binaries on PATH exist; otherwise the
-//! test prints `SKIPPED: …` and why.
+//! Reth and Geth run when `RETH_BIN`/`GETH_BIN` or the binaries on PATH exist; with the variable
+//! set a missing binary fails the test, without it the test prints `SKIPPED: …` and why (and
+//! `just test` leaves it out and counts it as skipped).
 
 // Helpers of a test binary: panicking is how they fail the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,7 +15,7 @@ use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_primitives::{Address, B256, U256};
 use alloy_rpc_types_engine::{ForkchoiceState, PayloadAttributes};
 use engine_clients::{ClientOptions, ExecutionClient, HttpExecutionClient};
-use engine_testkit::{GenesisOptions, LaunchError, RealClientKind, RealExecutionClient};
+use engine_testkit::{GenesisOptions, RealClientKind, RealExecutionClient};
 use engine_types::{
     AddBalance, ClientKind, ConsensusAmount, DEFAULT_FEE_RECIPIENT, ForkSchedule, require_valid,
     withdrawals_from_peg_ins,
@@ -22,18 +23,6 @@ use engine_types::{
 use rstest::rstest;
 
 const SLOTS: u64 = 10;
-
-async fn launch(kind: RealClientKind, cancun: bool) -> Option<RealExecutionClient> {
-    let genesis = GenesisOptions::default().with_cancun(cancun);
-    match RealExecutionClient::start(kind, &genesis).await {
-        Ok(el) => Some(el),
-        Err(LaunchError::NotInstalled { client, hint }) if kind != RealClientKind::EthereumJs => {
-            eprintln!("SKIPPED: {client} is not installed: {hint}");
-            None
-        }
-        Err(e) => panic!("starting {kind:?} failed: {e}"),
-    }
-}
 
 /// Peg-ins of slot `n`: one to an address of its own, one to an address shared by all slots.
 fn peg_ins(n: u64) -> Vec<AddBalance> {
@@ -50,23 +39,26 @@ fn peg_ins(n: u64) -> Vec<AddBalance> {
 }
 
 #[rstest]
-#[case::ethereumjs_shanghai(RealClientKind::EthereumJs, false)]
-#[case::ethereumjs_cancun(RealClientKind::EthereumJs, true)]
-#[case::reth_shanghai(RealClientKind::Reth, false)]
-#[case::geth_shanghai(RealClientKind::Geth, false)]
+#[case::ethereumjs_el_shanghai(RealClientKind::EthereumJs, ForkSchedule::shanghai())]
+#[case::ethereumjs_el_cancun(RealClientKind::EthereumJs, ForkSchedule::cancun())]
+#[case::ethereumjs_el_prague(RealClientKind::EthereumJs, ForkSchedule::prague())]
+#[case::reth_el_shanghai(RealClientKind::Reth, ForkSchedule::shanghai())]
+#[case::reth_el_cancun(RealClientKind::Reth, ForkSchedule::cancun())]
+#[case::reth_el_prague(RealClientKind::Reth, ForkSchedule::prague())]
+#[case::geth_el_shanghai(RealClientKind::Geth, ForkSchedule::shanghai())]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_slots_with_peg_ins_on_a_real_client(
     #[case] kind: RealClientKind,
-    #[case] cancun: bool,
+    #[case] forks: ForkSchedule,
 ) {
-    let Some(el) = launch(kind, cancun).await else {
+    let genesis = GenesisOptions::default().with_forks(forks);
+    let Some(el) = RealExecutionClient::start_or_skip(kind, &genesis)
+        .await
+        .unwrap_or_else(|e| panic!("starting {kind} failed: {e}"))
+    else {
         return;
     };
-    let forks = ForkSchedule {
-        shanghai_time: 0,
-        cancun_time: cancun.then_some(0),
-        prague_time: None,
-    };
+    let forks = genesis.fork_schedule(el.genesis_timestamp());
     let options = ClientOptions::new(el.engine_url(), el.jwt_secret())
         .with_eth_url(el.eth_url())
         .with_fork_schedule(forks);
@@ -104,7 +96,10 @@ async fn ten_slots_with_peg_ins_on_a_real_client(
     let mut head = genesis.header.hash;
     let mut expected: BTreeMap<Address, U256> = BTreeMap::new();
     let mut withdrawal_index = 0;
-    let root = cancun.then_some(B256::ZERO);
+    let root = forks
+        .fork_at(el.genesis_timestamp())
+        .has_blob_fields()
+        .then_some(B256::ZERO);
     for n in 1..=SLOTS {
         let timestamp = el.genesis_timestamp() + 2 * n;
         let pegs = peg_ins(n);

@@ -302,7 +302,7 @@ async fn ethereumjs_refuses_a_null_exp_and_accepts_alloys_tokens_without_one() {
 
 #[tokio::test]
 async fn ethereumjs_on_cancun_genesis_builds_a_v3_payload() {
-    let genesis = GenesisOptions::default().with_cancun(true);
+    let genesis = GenesisOptions::default().with_forks(engine_types::ForkSchedule::cancun());
     let el = start_required(&genesis).await;
 
     let head = call(&el, false, "eth_getBlockByNumber", json!(["latest", false])).await;

@@ -156,6 +156,11 @@ impl<C: ExecutionClient> SessionLink<C> {
         self.index
     }
 
+    /// What is special about the connected client.
+    pub(crate) fn quirks(&self) -> engine_clients::Quirks {
+        self.client.quirks()
+    }
+
     /// Run `call` on the client in the caller's task. Refused without IO while the breaker is
     /// open; a connectivity failure counts against it, any answer resets it.
     pub(crate) async fn call<T, F, Fut>(&self, call: F) -> Result<T, EngineError>

@@ -5,6 +5,7 @@ use alloy_primitives::B256;
 use alloy_rpc_types_engine::{ForkchoiceState, PayloadAttributes, PayloadId};
 use engine_clients::{BuiltPayload, ExecutionClient};
 use engine_types::{BuildPayloadRequest, EngineError, withdrawals_from_peg_ins};
+use tokio::time::Instant;
 use tracing::debug;
 
 use super::env::{Changes, WriteEnv, block_header, require_fcu_valid};
@@ -15,6 +16,8 @@ pub(crate) struct Prepared {
     pub(crate) parent: B256,
     pub(crate) attributes: PayloadAttributes,
     pub(crate) payload_id: PayloadId,
+    /// When the EL started building it.
+    pub(crate) started: Instant,
 }
 
 /// What a write did to the preparation.
@@ -108,6 +111,7 @@ pub(crate) async fn prepare<C: ExecutionClient>(
         parent,
         attributes,
         payload_id,
+        started: Instant::now(),
     };
     Ok((
         payload_id,
@@ -118,41 +122,56 @@ pub(crate) async fn prepare<C: ExecutionClient>(
     ))
 }
 
+/// On a client whose getPayload stops the build (Geth's first block is empty), leave it the
+/// configured fill time since `build_started` before asking; other clients wait themselves.
+async fn let_the_build_fill<C: ExecutionClient>(env: &WriteEnv<C>, build_started: Instant) {
+    if env.primary.quirks().get_payload_stops_build {
+        tokio::time::sleep_until(build_started + env.config.build_fill()).await;
+    }
+}
+
 /// forkchoiceUpdated with attributes → getPayload on the primary, or only getPayload when a
 /// preparation for exactly this parent and these attributes exists.
 pub(crate) async fn build<C: ExecutionClient>(
     env: &WriteEnv<C>,
     req: BuildPayloadRequest,
 ) -> Result<(BuiltPayload, Changes), EngineError> {
-    let started = tokio::time::Instant::now();
+    let started = Instant::now();
     let (parent, attributes) = attributes_for(env, &req).await?;
     let root = attributes.parent_beacon_block_root;
     let timestamp = req.timestamp;
-    let get_payload = |payload_id: PayloadId| {
+    let get_payload = |payload_id: PayloadId, build_started: Instant| async move {
+        let_the_build_fill(env, build_started).await;
         env.primary
             .call(move |c| async move { c.get_payload(payload_id, timestamp, root).await })
+            .await
     };
     let (built, preparation) = match &env.prepared {
         // The EL has been building since the preparation: only getPayload is left to do.
         Some(p) if p.parent == parent && p.attributes == attributes => {
-            match get_payload(p.payload_id).await {
+            match get_payload(p.payload_id, p.started).await {
                 Ok(built) => (built, PreparationChange::Used),
                 Err(EngineError::UnknownPayload { .. }) => {
                     debug!(payload_id = %p.payload_id, "prepared payload unknown to the EL; building afresh");
+                    let build_started = Instant::now();
                     let id = start_build(env, parent, attributes).await?;
-                    (get_payload(id).await?, PreparationChange::UnknownToEl)
+                    (
+                        get_payload(id, build_started).await?,
+                        PreparationChange::UnknownToEl,
+                    )
                 }
                 Err(e) => return Err(e),
             }
         }
         stale => {
+            let build_started = Instant::now();
             let id = start_build(env, parent, attributes).await?;
             let change = if stale.is_some() {
                 PreparationChange::Wasted
             } else {
                 PreparationChange::None
             };
-            (get_payload(id).await?, change)
+            (get_payload(id, build_started).await?, change)
         }
     };
     // The withdrawal index follows the committed chain (see `commit`), not builds: building

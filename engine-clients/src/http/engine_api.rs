@@ -10,7 +10,7 @@ use alloy_rpc_types_engine::{
     PayloadAttributes, PayloadId, PayloadStatus, PraguePayloadFields,
 };
 use engine_types::{EngineError, EngineMethod, Fork, validate_execution_data};
-use tracing::Span;
+use tracing::{Span, debug};
 
 use super::{
     HttpExecutionClient,
@@ -18,6 +18,11 @@ use super::{
     wire::{WireEnvelopeV3, WireEnvelopeV4},
 };
 use crate::{BuiltPayload, Capabilities};
+
+/// How often newPayload is asked again on a client that answers SYNCING while still processing.
+const SLOW_SYNCING_RETRIES: u32 = 3;
+/// The pause before the first repeat (the n-th repeat waits n times as long).
+const SLOW_SYNCING_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Checks attributes fit the method version their timestamp selects.
 fn check_attributes(fork: Fork, attrs: &PayloadAttributes) -> Result<(), EngineError> {
@@ -208,10 +213,36 @@ impl HttpExecutionClient {
         })
     }
 
+    /// newPayload; on a client that answers SYNCING when it is merely slow (the quirk
+    /// `new_payload_syncing_when_slow`), asked again up to [`SLOW_SYNCING_RETRIES`] times while
+    /// the call's deadline allows, so a block still being processed is not reported as unknown.
     pub(super) async fn engine_new_payload(
         &self,
         data: &ExecutionData,
     ) -> Result<PayloadStatus, EngineError> {
+        let status = self.new_payload_once(data).await?;
+        if !self.quirks.new_payload_syncing_when_slow || !status.status.is_syncing() {
+            return Ok(status);
+        }
+        let fork = self.options.fork_schedule.fork_at(data.payload.timestamp());
+        let deadline = tokio::time::Instant::now() + self.slot_bounded(fork.new_payload());
+        let mut status = status;
+        for attempt in 1..=SLOW_SYNCING_RETRIES {
+            let pause = SLOW_SYNCING_PAUSE * attempt;
+            if tokio::time::Instant::now() + pause >= deadline {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            debug!(attempt, block_hash = %data.payload.block_hash(), "newPayload answered SYNCING on a client that does so while still processing; asking again");
+            status = self.new_payload_once(data).await?;
+            if !status.status.is_syncing() {
+                break;
+            }
+        }
+        Ok(status)
+    }
+
+    async fn new_payload_once(&self, data: &ExecutionData) -> Result<PayloadStatus, EngineError> {
         validate_execution_data(data, &self.options.fork_schedule)?;
         let fork = self.options.fork_schedule.fork_at(data.payload.timestamp());
         let method = fork.new_payload();

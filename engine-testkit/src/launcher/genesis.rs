@@ -3,7 +3,14 @@
 
 use std::collections::BTreeMap;
 
+use alloy_eips::{
+    eip2935::{HISTORY_STORAGE_ADDRESS, HISTORY_STORAGE_CODE},
+    eip4788::{BEACON_ROOTS_ADDRESS, BEACON_ROOTS_CODE},
+    eip7002::{WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS, WITHDRAWAL_REQUEST_PREDEPLOY_CODE},
+    eip7251::{CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS, CONSOLIDATION_REQUEST_PREDEPLOY_CODE},
+};
 use alloy_primitives::{Address, Bytes, U256, address, hex};
+use engine_types::{Fork, ForkSchedule};
 use serde_json::{Map, Value, json};
 
 /// Private key of [`DEV_ACCOUNT`], the widely used devnet key. Test-only: never fund it anywhere
@@ -17,24 +24,30 @@ pub const DEV_ACCOUNT: Address = address!("8943545177806ED17B9F23F0a21ee5948eCaa
 /// Genesis options for a launched client.
 ///
 /// The genesis is post-merge from block 0 (every pre-merge fork at block 0,
-/// `terminalTotalDifficulty: 0`, `shanghaiTime: 0`) and optionally Cancun from 0 as well; see
+/// `terminalTotalDifficulty: 0`) with Shanghai, and optionally Cancun and Prague, at times
+/// given *relative to the genesis timestamp* (see [`GenesisOptions::forks`]); see
 /// [`GenesisOptions::geth_genesis`].
 ///
 /// ```
 /// use alloy_primitives::{Address, U256};
 /// use engine_testkit::GenesisOptions;
+/// use engine_types::{Fork, ForkSchedule};
 ///
 /// let genesis = GenesisOptions::default()
-///     .with_cancun(true)
+///     .with_forks(ForkSchedule::cancun())
 ///     .with_prefunded(Address::repeat_byte(0x11), U256::from(10u64).pow(U256::from(18u64)));
 /// assert_eq!(genesis.chain_id, 263_634);
+/// // Cancun from genesis, whenever the client is started.
+/// assert_eq!(genesis.fork_schedule(1_700_000_000).fork_at(1_700_000_000), Fork::Cancun);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GenesisOptions {
     /// EIP-155 chain id (also used as the network id).
     pub chain_id: u64,
-    /// Activate Cancun at genesis (engine methods V3); otherwise the chain stays on Shanghai (V2).
-    pub cancun: bool,
+    /// When each fork activates, in seconds *after the genesis timestamp* (0: at genesis).
+    /// Shanghai must be at 0 (Alys chains start post-merge with withdrawals).
+    pub forks: ForkSchedule,
     /// Accounts funded at genesis, in wei. Repeated addresses are summed.
     pub prefunded: Vec<(Address, U256)>,
     /// Contracts present at genesis: address and runtime (deployed) code.
@@ -47,7 +60,7 @@ impl Default for GenesisOptions {
         let one_million_eth = U256::from(1_000_000u64) * U256::from(10u64).pow(U256::from(18u64));
         Self {
             chain_id: Self::DEFAULT_CHAIN_ID,
-            cancun: false,
+            forks: ForkSchedule::shanghai(),
             prefunded: vec![(DEV_ACCOUNT, one_million_eth)],
             contracts: Vec::new(),
         }
@@ -67,10 +80,15 @@ impl GenesisOptions {
         self
     }
 
-    /// Returns these options with Cancun active at genesis (`true`) or not.
-    pub fn with_cancun(mut self, cancun: bool) -> Self {
-        self.cancun = cancun;
+    /// Returns these options with the forks at `forks` (seconds after the genesis timestamp).
+    pub fn with_forks(mut self, forks: ForkSchedule) -> Self {
+        self.forks = forks;
         self
+    }
+
+    /// The newest fork this genesis schedules.
+    pub const fn latest_fork(&self) -> Fork {
+        self.forks.latest_scheduled()
     }
 
     /// Returns these options with `address` funded with `wei` more.
@@ -79,12 +97,26 @@ impl GenesisOptions {
         self
     }
 
-    /// The engine's fork schedule for this genesis (every fork is active from genesis).
-    pub const fn fork_schedule(&self, _genesis_timestamp: u64) -> engine_types::ForkSchedule {
-        if self.cancun {
-            engine_types::ForkSchedule::cancun()
-        } else {
-            engine_types::ForkSchedule::shanghai()
+    /// The engine's fork schedule for this genesis started at `genesis_timestamp`: the relative
+    /// times of [`Self::forks`] made absolute (a fork at 0 stays at 0: active from genesis).
+    pub const fn fork_schedule(&self, genesis_timestamp: u64) -> ForkSchedule {
+        const fn absolute(relative: u64, genesis: u64) -> u64 {
+            if relative == 0 {
+                0
+            } else {
+                genesis.saturating_add(relative)
+            }
+        }
+        ForkSchedule {
+            shanghai_time: absolute(self.forks.shanghai_time, genesis_timestamp),
+            cancun_time: match self.forks.cancun_time {
+                Some(t) => Some(absolute(t, genesis_timestamp)),
+                None => None,
+            },
+            prague_time: match self.forks.prague_time {
+                Some(t) => Some(absolute(t, genesis_timestamp)),
+                None => None,
+            },
         }
     }
 
@@ -96,8 +128,15 @@ impl GenesisOptions {
 
     /// The geth-style genesis JSON (accepted by EthereumJS `--gethGenesis`, `reth --chain` and
     /// `geth init`) with the given genesis `timestamp` (unix seconds).
+    ///
+    /// A scheduled Cancun brings the EIP-4788 beacon-roots contract and the blob schedule; a
+    /// scheduled Prague the EIP-2935 history, EIP-7002 withdrawal-request and EIP-7251
+    /// consolidation-request contracts (their code from alloy-eips), which Prague blocks call at
+    /// every block: a client refuses to build without them. The genesis header carries the blob
+    /// gas fields when Cancun is active at genesis.
     pub fn geth_genesis(&self, timestamp: u64) -> Value {
         let zero_hash = hex::encode_prefixed([0u8; 32]);
+        let forks = self.fork_schedule(timestamp);
         let mut config = json!({
             "chainId": self.chain_id,
             "homesteadBlock": 0,
@@ -117,7 +156,7 @@ impl GenesisOptions {
             "mergeForkBlock": 0,
             "terminalTotalDifficulty": 0,
             "terminalTotalDifficultyPassed": true,
-            "shanghaiTime": 0,
+            "shanghaiTime": forks.shanghai_time,
         });
         let mut genesis = json!({
             "config": Value::Null,
@@ -134,17 +173,53 @@ impl GenesisOptions {
             "parentHash": zero_hash,
             "alloc": self.alloc(),
         });
-        if self.cancun {
-            config["cancunTime"] = json!(0);
+        let mut blob_schedule = Map::new();
+        if let Some(cancun) = forks.cancun_time {
+            config["cancunTime"] = json!(cancun);
             // Geth ≥ 1.15 refuses a Cancun genesis without its blob schedule; the values are
-            // the mainnet ones from EIP-4844.
-            config["blobSchedule"] =
-                json!({ "cancun": { "target": 3, "max": 6, "baseFeeUpdateFraction": 3_338_477 } });
-            genesis["excessBlobGas"] = json!("0x0");
-            genesis["blobGasUsed"] = json!("0x0");
+            // the mainnet ones (EIP-4844, EIP-7691).
+            blob_schedule.insert(
+                "cancun".to_owned(),
+                json!({ "target": 3, "max": 6, "baseFeeUpdateFraction": 3_338_477 }),
+            );
+            if cancun == 0 {
+                genesis["excessBlobGas"] = json!("0x0");
+                genesis["blobGasUsed"] = json!("0x0");
+            }
+        }
+        if let Some(prague) = forks.prague_time {
+            config["pragueTime"] = json!(prague);
+            blob_schedule.insert(
+                "prague".to_owned(),
+                json!({ "target": 6, "max": 9, "baseFeeUpdateFraction": 5_007_716 }),
+            );
+        }
+        if !blob_schedule.is_empty() {
+            config["blobSchedule"] = Value::Object(blob_schedule);
         }
         genesis["config"] = config;
         genesis
+    }
+
+    /// The system contracts the scheduled forks need, unless the caller put code there.
+    fn system_contracts(&self) -> Vec<(Address, &'static Bytes)> {
+        let mut contracts = Vec::new();
+        if self.forks.cancun_time.is_some() {
+            contracts.push((BEACON_ROOTS_ADDRESS, &BEACON_ROOTS_CODE));
+        }
+        if self.forks.prague_time.is_some() {
+            contracts.push((HISTORY_STORAGE_ADDRESS, &HISTORY_STORAGE_CODE));
+            contracts.push((
+                WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
+                &WITHDRAWAL_REQUEST_PREDEPLOY_CODE,
+            ));
+            contracts.push((
+                CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
+                &CONSOLIDATION_REQUEST_PREDEPLOY_CODE,
+            ));
+        }
+        contracts.retain(|(address, _)| !self.contracts.iter().any(|(a, _)| a == address));
+        contracts
     }
 
     /// The `alloc` object: balances and contract code keyed by lower-case `0x` address.
@@ -161,7 +236,11 @@ impl GenesisOptions {
                 json!({ "balance": format!("{wei:#x}") }),
             );
         }
-        for (address, code) in &self.contracts {
+        let system = self
+            .system_contracts()
+            .into_iter()
+            .map(|(address, code)| (address, code.clone()));
+        for (address, code) in self.contracts.iter().cloned().chain(system) {
             let entry = alloc
                 .entry(hex::encode_prefixed(address))
                 .or_insert_with(|| json!({ "balance": "0x0" }));
@@ -205,11 +284,69 @@ mod tests {
     }
 
     #[test]
-    fn cancun_genesis_has_blob_fields() {
-        let genesis = GenesisOptions::default().with_cancun(true).geth_genesis(1);
+    fn cancun_genesis_has_blob_fields_and_the_beacon_roots_contract() {
+        let genesis = GenesisOptions::default()
+            .with_forks(ForkSchedule::cancun())
+            .geth_genesis(1);
         assert_eq!(genesis["config"]["cancunTime"], json!(0));
+        assert!(genesis["config"].get("pragueTime").is_none());
         assert_eq!(genesis["config"]["blobSchedule"]["cancun"]["max"], json!(6));
         assert_eq!(genesis["excessBlobGas"], json!("0x0"));
         assert_eq!(genesis["blobGasUsed"], json!("0x0"));
+        let beacon_roots = &genesis["alloc"][hex::encode_prefixed(BEACON_ROOTS_ADDRESS)];
+        assert_eq!(beacon_roots["code"], json!(BEACON_ROOTS_CODE.to_string()));
+        assert!(
+            genesis["alloc"]
+                .get(hex::encode_prefixed(HISTORY_STORAGE_ADDRESS))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn prague_genesis_has_the_system_contracts_and_both_blob_schedules() {
+        let genesis = GenesisOptions::default()
+            .with_forks(ForkSchedule::prague())
+            .geth_genesis(1);
+        assert_eq!(genesis["config"]["pragueTime"], json!(0));
+        assert_eq!(genesis["config"]["blobSchedule"]["prague"]["max"], json!(9));
+        for (address, code) in [
+            (BEACON_ROOTS_ADDRESS, &BEACON_ROOTS_CODE),
+            (HISTORY_STORAGE_ADDRESS, &HISTORY_STORAGE_CODE),
+            (
+                WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
+                &WITHDRAWAL_REQUEST_PREDEPLOY_CODE,
+            ),
+            (
+                CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
+                &CONSOLIDATION_REQUEST_PREDEPLOY_CODE,
+            ),
+        ] {
+            assert_eq!(
+                genesis["alloc"][hex::encode_prefixed(address)]["code"],
+                json!(code.to_string()),
+                "{address}"
+            );
+        }
+    }
+
+    #[test]
+    fn later_forks_are_relative_to_the_genesis_timestamp() {
+        let options = GenesisOptions::default().with_forks(ForkSchedule {
+            shanghai_time: 0,
+            cancun_time: Some(10),
+            prague_time: Some(20),
+        });
+        let genesis = options.geth_genesis(1_000);
+        assert_eq!(genesis["config"]["shanghaiTime"], json!(0));
+        assert_eq!(genesis["config"]["cancunTime"], json!(1_010));
+        assert_eq!(genesis["config"]["pragueTime"], json!(1_020));
+        assert!(
+            genesis.get("excessBlobGas").is_none(),
+            "Cancun is not active at genesis"
+        );
+        let schedule = options.fork_schedule(1_000);
+        assert_eq!(schedule.fork_at(1_009), Fork::Shanghai);
+        assert_eq!(schedule.fork_at(1_010), Fork::Cancun);
+        assert_eq!(schedule.fork_at(1_020), Fork::Prague);
     }
 }

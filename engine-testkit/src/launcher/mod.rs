@@ -28,7 +28,7 @@
 //! # async fn demo() -> Result<(), engine_testkit::LaunchError> {
 //! use engine_testkit::{GenesisOptions, RealClientKind, RealExecutionClient};
 //!
-//! let genesis = GenesisOptions::default().with_cancun(true);
+//! let genesis = GenesisOptions::default().with_forks(engine_types::ForkSchedule::cancun());
 //! let el = RealExecutionClient::start(RealClientKind::EthereumJs, &genesis).await?;
 //! println!("engine API at {} (secret {})", el.engine_url(), el.jwt_secret_path().display());
 //! // `el` is dropped here: the client's process group is killed.
@@ -105,6 +105,24 @@ impl RealClientKind {
             Self::Reth => "RETH_BIN",
             Self::Geth => "GETH_BIN",
         }
+    }
+
+    /// The marker in the names of tests on this client (`ethereumjs_el`, `reth_el`, `geth_el`,
+    /// as in `#[case::reth_el(RealClientKind::Reth)]`): `just test` filters on it to leave out,
+    /// and count as skipped, the tests of a client this machine does not have.
+    pub const fn test_marker(self) -> &'static str {
+        match self {
+            Self::EthereumJs => "ethereumjs_el",
+            Self::Reth => "reth_el",
+            Self::Geth => "geth_el",
+        }
+    }
+
+    /// Whether a test of this client must run here rather than be skipped: EthereumJS always
+    /// (`just setup` installs it), Reth and Geth when their [`Self::bin_env_var`] is set (CI
+    /// sets `RETH_BIN`). A required client that cannot be found fails the test.
+    pub fn required_by_tests(self) -> bool {
+        self == Self::EthereumJs || std::env::var_os(self.bin_env_var()).is_some_and(|v| !v.is_empty())
     }
 }
 
@@ -221,6 +239,23 @@ impl RealExecutionClient {
             "real execution client ready"
         );
         Ok(client)
+    }
+
+    /// Starts `kind` for a test, like [`Self::start`], or skips the test: `Ok(None)`, after
+    /// printing `SKIPPED: …` with the reason to stderr, when the client is not installed and not
+    /// [required](RealClientKind::required_by_tests). Every other failure is an error.
+    pub async fn start_or_skip(
+        kind: RealClientKind,
+        genesis: &GenesisOptions,
+    ) -> Result<Option<Self>, LaunchError> {
+        match Self::start(kind, genesis).await {
+            Ok(client) => Ok(Some(client)),
+            Err(LaunchError::NotInstalled { client, hint }) if !kind.required_by_tests() => {
+                eprintln!("SKIPPED: {client} is not installed here: {hint}");
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// Which client this is.

@@ -105,9 +105,16 @@ fn locate_binary(kind: RealClientKind) -> Result<PathBuf, LaunchError> {
             hint: format!("{var}={} is not an executable file", path.display()),
         });
     }
+    let where_to_get = match kind {
+        RealClientKind::Reth => {
+            "; the tests' Reth is ../shared/el/reth.xz (unpack it as its README says, or let \
+             .ci/run do it)"
+        }
+        _ => "",
+    };
     find_on_path(name).ok_or_else(|| LaunchError::NotInstalled {
         client: name,
-        hint: format!("{name} not found (set {var} or put {name} on PATH)"),
+        hint: format!("{name} not found (set {var} or put {name} on PATH){where_to_get}"),
     })
 }
 

@@ -33,6 +33,11 @@ pub struct EngineConfig {
     pub retry: RetryConfig,
     /// Slot length in milliseconds; deadlines of slot-path calls never exceed it. Default 2000.
     pub slot_duration_ms: u64,
+    /// On an execution client whose getPayload stops the build and returns the best block so
+    /// far (Geth), how long a build leaves it between forkchoiceUpdated and getPayload, so the
+    /// block holds the pending transactions; at most half the slot. Other clients wait for
+    /// their build themselves and are asked at once. Default 500.
+    pub build_fill_ms: u64,
     /// Upper bound on peg-ins (withdrawals) per block. Default 16.
     pub max_withdrawals_per_block: usize,
     /// Fee recipient when a build names none. Default `0x…dEaD` (fees burnt at the EL).
@@ -137,6 +142,7 @@ impl Default for EngineConfig {
             timeouts: TimeoutConfig::default(),
             retry: RetryConfig::default(),
             slot_duration_ms: 2_000,
+            build_fill_ms: 500,
             max_withdrawals_per_block: 16,
             fee_recipient: DEFAULT_FEE_RECIPIENT,
             state_path: None,
@@ -286,6 +292,17 @@ impl EngineConfig {
     /// The slot length.
     pub const fn slot_duration(&self) -> Duration {
         Duration::from_millis(self.slot_duration_ms)
+    }
+
+    /// How long a build on a client whose getPayload stops the build waits before asking for
+    /// the payload: `build_fill_ms`, at most half the slot.
+    pub const fn build_fill(&self) -> Duration {
+        let half_slot = self.slot_duration_ms / 2;
+        Duration::from_millis(if self.build_fill_ms < half_slot {
+            self.build_fill_ms
+        } else {
+            half_slot
+        })
     }
 
     /// The default configuration as commented TOML (for `docs/` and `--print-config`).
