@@ -9,11 +9,24 @@ Reads the YAML sources straight out of a git mirror of github.com/ethereum/execu
       "source":  {"repository", "commit", "license", "files"},
       "methods": {"engine_...": {"params": [{"name", "required", "schema"}], "result": <schema>,
                                  "errors": [{"code", "message"}]}},
-      "definitions": {"NAME": <schema>}
+      "definitions": {"NAME": <schema>},
+      "errata": [{"pointer", "replacement", "spec"}]
     }
 
 Every "$ref: '#/components/schemas/X...'" becomes "#/definitions/X...", so the file is one
 self-contained JSON Schema document; the script fails if any $ref does not resolve inside it.
+"definitions" holds every Engine API component schema, every base type of
+src/schemas/base-types.yaml, and anything else they refer to.
+
+Draft 2020-12, not draft-07: the sources put constraints next to `$ref` (RestrictedPayloadStatusV1
+is `$ref: PayloadStatusV1` plus a narrower `status` enum), which draft-07 ignores. Upstream's own
+speccheck validates with 2019-09 for the same reason.
+
+Two additions, both marked and both optional:
+* "x-supplement" methods/definitions (engine_getClientVersionV1, ClientVersionV1), which the
+  Engine API specifies in markdown only (--no-supplements leaves them out);
+* "errata": places where the OpenRPC schemas are stricter than the markdown spec (mostly
+  `null`s), as JSON-pointer patches that are listed, not applied (--no-errata leaves them out).
 
 Usage:
     python3 tools/vendor-execution-apis.py              # regenerate

@@ -56,7 +56,11 @@ async fn a_build_holds_the_pending_transactions(
         built.execution_data.payload.transactions().len(),
         transactions
     );
-    engine.engine.commit_payload(built.execution_data).await.unwrap();
+    engine
+        .engine
+        .commit_payload(built.execution_data)
+        .await
+        .unwrap();
     engine.shutdown().await;
 }
 
@@ -67,7 +71,11 @@ async fn a_prepared_build_on_geth_waits_out_the_rest_of_the_fill() {
     let engine = engine_with_a_pending_transfer(ClientProfile::geth(), 500).await;
     let head = engine.engine.forkchoice().await.unwrap();
     let request = BuildPayloadRequest::new(head.head_timestamp + 2);
-    engine.engine.prepare_payload(request.clone()).await.unwrap();
+    engine
+        .engine
+        .prepare_payload(request.clone())
+        .await
+        .unwrap();
     let built = engine.engine.build_payload(request).await.unwrap();
     assert_eq!(built.execution_data.payload.transactions().len(), 1);
     let preparation = engine.engine.status().await.unwrap().preparation;

@@ -1,14 +1,20 @@
-//! The actor tree against real EthereumJS: 50 Alys slots (build with peg-ins → commit → block
-//! with transactions → receipts → finalize every 10th) with the EngineActor crashed and
-//! restarted halfway, and a bridge `requestPegOut` call surfacing as exactly one
-//! `PegOutRequested` event.
+//! The actor tree against real execution clients, EthereumJS and Reth, one test body per
+//! client: 50 Alys slots (build with peg-ins → commit → block with transactions → receipts →
+//! finalize every 10th) with the EngineActor crashed and restarted halfway, and a bridge
+//! `requestPegOut` call surfacing as exactly one `PegOutRequested` event; twenty prepared slots;
+//! every fork schedule (Shanghai, Cancun, Prague, and all three in one chain) with each call on
+//! the wire checked against the execution-apis schemas.
 //!
-//! EthereumJS is required (`just setup` installs it): this test fails if it is missing.
+//! EthereumJS is required (`just setup` installs it). Reth runs when `RETH_BIN` is set (then it
+//! is required) or `reth` is on PATH; otherwise its cases print `SKIPPED: …`.
 
 // Helpers of a test binary: panicking is how they fail the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_primitives::{Address, Bytes, U256};
@@ -16,9 +22,9 @@ use engine_actor::{BlockRef, ChildKind, Engine, EngineEvent};
 use engine_clients::ExecutionClient;
 use engine_testkit::{
     BRIDGE_ADDRESS, DEV_PRIVATE_KEY, GenesisOptions, RealClientKind, RealEngine,
-    bridge_runtime_code, signed_peg_out, wait_for,
+    bridge_runtime_code, check_engine_calls, peg_in, signed_peg_out, wait_for,
 };
-use engine_types::{AddBalance, BuildPayloadRequest, ConsensusAmount};
+use engine_types::{AddBalance, BuildPayloadRequest, ConsensusAmount, Fork, ForkSchedule};
 use rstest::rstest;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -27,23 +33,38 @@ const SLOTS: u64 = 50;
 const CRASH_AT: u64 = 25;
 const PEG_OUT_AT: u64 = 7;
 
+/// The engine on `kind`, or `None` when the test is skipped (it says why).
+async fn start(
+    kind: RealClientKind,
+    genesis: &GenesisOptions,
+    tweak: impl FnOnce(&mut engine_types::EngineConfig),
+) -> Option<RealEngine> {
+    RealEngine::start_or_skip(kind, genesis, tweak)
+        .await
+        .unwrap_or_else(|e| panic!("{kind} and the engine start: {e:#}"))
+}
+
 #[rstest]
-#[case::ethereumjs(RealClientKind::EthereumJs)]
+#[case::ethereumjs_el(RealClientKind::EthereumJs)]
+#[case::reth_el(RealClientKind::Reth)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_alys_slots_with_a_restart_and_a_peg_out(#[case] kind: RealClientKind) {
     let genesis = GenesisOptions::default().with_contract(BRIDGE_ADDRESS, bridge_runtime_code());
-    let RealEngine {
+    let Some(RealEngine {
         el,
         system,
         engine,
         observer,
+        wire: _wire,
         dir: _dir,
         ..
-    } = RealEngine::start(kind, &genesis, |config| {
+    }) = start(kind, &genesis, |config| {
         config.supervision.backoff_initial_ms = 20;
     })
     .await
-    .unwrap_or_else(|e| panic!("{kind} and the engine start: {e:#}"));
+    else {
+        return;
+    };
     let legacy = Engine::new(engine.clone());
     let mut events = engine.subscribe();
 
@@ -204,20 +225,23 @@ async fn fifty_alys_slots_with_a_restart_and_a_peg_out(#[case] kind: RealClientK
 /// the peg-ins it already knows: every build is getPayload only, every block commits, every
 /// peg-in is credited.
 #[rstest]
-#[case::ethereumjs(RealClientKind::EthereumJs)]
+#[case::ethereumjs_el(RealClientKind::EthereumJs)]
+#[case::reth_el(RealClientKind::Reth)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_prepared_slots(#[case] kind: RealClientKind) {
     const PREPARED_SLOTS: u64 = 20;
-    let RealEngine {
+    let Some(RealEngine {
         el: _el,
         system,
         engine,
         observer,
+        wire: _wire,
         dir: _dir,
         ..
-    } = RealEngine::start(kind, &GenesisOptions::default(), |_| {})
-        .await
-        .unwrap_or_else(|e| panic!("{kind} and the engine start: {e:#}"));
+    }) = start(kind, &GenesisOptions::default(), |_| {}).await
+    else {
+        return;
+    };
     let request_for = |timestamp: u64, slot: u64| {
         BuildPayloadRequest::new(timestamp).with_peg_ins(vec![AddBalance(
             Address::with_last_byte(0x80 + slot as u8),
@@ -274,4 +298,109 @@ async fn twenty_prepared_slots(#[case] kind: RealClientKind) {
         (PREPARED_SLOTS, PREPARED_SLOTS, 0, 0)
     );
     system.shutdown().await;
+}
+
+/// Shanghai from genesis, Cancun at the third slot's timestamp, Prague at the sixth: every
+/// method-version switch in one chain.
+const ALL_THREE: ForkSchedule = ForkSchedule {
+    shanghai_time: 0,
+    cancun_time: Some(6),
+    prague_time: Some(12),
+};
+
+/// Ten slots with peg-ins through the whole tree on each fork schedule: every block commits and
+/// credits its peg-ins, each call uses the method version its timestamp's fork needs (V2, V3,
+/// then getPayloadV4/newPayloadV4 with execution requests), and every request and answer on the
+/// wire conforms to the execution-apis schemas.
+#[rstest]
+#[case::ethereumjs_el_shanghai(RealClientKind::EthereumJs, ForkSchedule::shanghai())]
+#[case::ethereumjs_el_cancun(RealClientKind::EthereumJs, ForkSchedule::cancun())]
+#[case::ethereumjs_el_prague(RealClientKind::EthereumJs, ForkSchedule::prague())]
+#[case::ethereumjs_el_all_three(RealClientKind::EthereumJs, ALL_THREE)]
+#[case::reth_el_shanghai(RealClientKind::Reth, ForkSchedule::shanghai())]
+#[case::reth_el_cancun(RealClientKind::Reth, ForkSchedule::cancun())]
+#[case::reth_el_prague(RealClientKind::Reth, ForkSchedule::prague())]
+#[case::reth_el_all_three(RealClientKind::Reth, ALL_THREE)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_slots_on_every_fork_schedule(
+    #[case] kind: RealClientKind,
+    #[case] forks: ForkSchedule,
+) {
+    const FORK_SLOTS: u64 = 10;
+    let genesis = GenesisOptions::default().with_forks(forks);
+    let Some(real) = start(kind, &genesis, |_| {}).await else {
+        return;
+    };
+    let schedule = real.options.fork_schedule;
+    let mut forks_seen = BTreeSet::new();
+    for slot in 1..=FORK_SLOTS {
+        let head = real.engine.forkchoice().await.unwrap();
+        let timestamp = head.head_timestamp + 2;
+        let fork = schedule.fork_at(timestamp);
+        let peg_in = peg_in(0x60 + slot as u8, 100 * slot);
+        let built = real
+            .engine
+            .build_payload(BuildPayloadRequest::new(timestamp).with_peg_ins(vec![peg_in]))
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "slot {slot} ({fork:?}): build: {e}\n{}",
+                    real.el.log_tail(20)
+                )
+            });
+        let data = &built.execution_data;
+        assert_eq!(
+            data.sidecar.parent_beacon_block_root().is_some(),
+            fork.has_blob_fields(),
+            "slot {slot} ({fork:?})"
+        );
+        assert_eq!(
+            data.sidecar.requests().is_some(),
+            fork == Fork::Prague,
+            "slot {slot} ({fork:?}): execution requests only from Prague"
+        );
+        let hash = real
+            .engine
+            .commit_payload(built.execution_data)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "slot {slot} ({fork:?}): commit: {e}\n{}",
+                    real.el.log_tail(20)
+                )
+            });
+        let credited = real
+            .observer
+            .balance(peg_in.address(), BlockId::Hash(hash.into()))
+            .await
+            .unwrap();
+        assert_eq!(credited, peg_in.amount().to_wei(), "slot {slot} ({fork:?})");
+        forks_seen.insert(fork);
+    }
+    let head = real
+        .observer
+        .block(BlockId::latest(), false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.header.number, FORK_SLOTS);
+    assert_eq!(
+        head.header.hash,
+        real.engine.forkchoice().await.unwrap().head
+    );
+
+    let exchanges = real.wire.exchanges();
+    let report = check_engine_calls(&exchanges, &schedule).unwrap_or_else(|violations| {
+        panic!(
+            "{} calls off the spec:\n{}",
+            violations.len(),
+            violations.join("\n")
+        )
+    });
+    println!("{kind} {forks:?}: forks {forks_seen:?}; wire: {report}");
+    let expected_forks: BTreeSet<Fork> = (1..=FORK_SLOTS)
+        .map(|slot| schedule.fork_at(real.el.genesis_timestamp() + 2 * slot))
+        .collect();
+    assert_eq!(forks_seen, expected_forks);
+    real.system.shutdown().await;
 }

@@ -18,9 +18,17 @@ pub struct Quirks {
     /// timeout, and keeps processing (Nethermind): the client asks again, a bounded number of
     /// times within the call's deadline, before reporting SYNCING.
     pub new_payload_syncing_when_slow: bool,
-    /// forkchoiceUpdated with attributes on a canonical ancestor may answer VALID without a
-    /// payload id (Reth).
-    pub may_omit_payload_id_on_ancestor: bool,
+    /// The first `engine_newPayload` after the client starts takes seconds (Reth sizes its
+    /// cross-block execution cache then): the client builds and sends a throwaway block at
+    /// connect, and a first newPayload gets its full deadline, not the slot's.
+    pub slow_first_new_payload: bool,
+    /// A forkchoiceUpdated whose head is an ancestor of the canonical head is answered VALID
+    /// but ignored: the head is not unwound (unless Reth runs with both
+    /// `--engine.allow-unwind-canonical-header` and
+    /// `--engine.always-process-payload-attributes-on-canonical-head`) and attributes start no
+    /// build (unless it runs with the second). A revert checks
+    /// the head moved and fails naming the flag; a build on an ancestor fails naming the other.
+    pub ignores_forkchoice_to_ancestor: bool,
 }
 
 impl Quirks {
@@ -29,8 +37,32 @@ impl Quirks {
         get_payload_stops_build: false,
         block_receipts_need_number: false,
         new_payload_syncing_when_slow: false,
-        may_omit_payload_id_on_ancestor: false,
+        slow_first_new_payload: false,
+        ignores_forkchoice_to_ancestor: false,
     };
+
+    /// Why a client with these quirks kept its head on a forkchoiceUpdated to an ancestor, and
+    /// what changes it (`""` when the quirks do not explain it), for an error message.
+    pub const fn unwind_hint(self) -> &'static str {
+        if self.ignores_forkchoice_to_ancestor {
+            "; Reth does not unwind its canonical chain to an ancestor unless it runs with both \
+             --engine.allow-unwind-canonical-header and \
+             --engine.always-process-payload-attributes-on-canonical-head"
+        } else {
+            ""
+        }
+    }
+
+    /// Why a client with these quirks started no build on an ancestor of its head, and what
+    /// changes it (`""` when the quirks do not explain it).
+    pub const fn build_on_ancestor_hint(self) -> &'static str {
+        if self.ignores_forkchoice_to_ancestor {
+            "; Reth starts no build on an ancestor of its canonical head unless it runs with \
+             --engine.always-process-payload-attributes-on-canonical-head"
+        } else {
+            ""
+        }
+    }
 
     /// The table.
     pub const fn for_kind(kind: ClientKind) -> Self {
@@ -40,7 +72,8 @@ impl Quirks {
                 ..Self::NONE
             },
             ClientKind::Reth => Self {
-                may_omit_payload_id_on_ancestor: true,
+                slow_first_new_payload: true,
+                ignores_forkchoice_to_ancestor: true,
                 ..Self::NONE
             },
             ClientKind::Nethermind => Self {

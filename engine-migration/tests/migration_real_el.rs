@@ -1,9 +1,11 @@
-//! The migration adapter and the compat client against real EthereumJS: 20 slots each in
-//! Parallel and Shadow mode with zero mismatches, and the v4/v5 compat client in Parallel.
+//! The migration adapter and the compat client against real execution clients (EthereumJS and
+//! Reth, one test body per client): 20 slots each in Parallel and Shadow mode with zero
+//! mismatches, and the v4/v5 compat client in Parallel.
 //!
 //! Both paths drive the one execution client, as in a node: the legacy path builds and commits,
 //! the actor builds the same slot from the same parent and commits the same block.
-//! EthereumJS is required (`just setup` installs it): these tests fail if it is missing.
+//! EthereumJS is required (`just setup` installs it). Reth runs when `RETH_BIN` is set (then it
+//! is required) or `reth` is on PATH; otherwise its cases print `SKIPPED: …`.
 
 // Helpers of a test binary: panicking is how they fail the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -25,21 +27,34 @@ use engine_types::{
     AddBalance, ConsensusAmount, DEFAULT_FEE_RECIPIENT, EngineConfig, ForkSchedule,
     withdrawals_from_peg_ins,
 };
+use rstest::rstest;
 
 const SLOTS: u64 = 20;
 
-async fn ethereumjs() -> (RealExecutionClient, ClientOptions) {
-    let el = RealExecutionClient::start(RealClientKind::EthereumJs, &GenesisOptions::default())
+/// `kind` on a Shanghai chain and options for it, or `None` when the test is skipped.
+async fn start(kind: RealClientKind) -> Option<(RealExecutionClient, ClientOptions)> {
+    let el = RealExecutionClient::start_or_skip(kind, &GenesisOptions::default())
         .await
-        .expect("EthereumJS starts (run `just setup`)");
+        .unwrap_or_else(|e| panic!("{kind} starts: {e}"))?;
     let options = ClientOptions::new(el.engine_url(), el.jwt_secret())
         .with_eth_url(el.eth_url())
         .with_fork_schedule(ForkSchedule::shanghai());
-    (el, options)
+    Some((el, options))
 }
 
-async fn adapter_run(mode: MigrationMode) {
-    let (el, options) = ethereumjs().await;
+#[rstest]
+#[case::parallel_ethereumjs_el(RealClientKind::EthereumJs, MigrationMode::Parallel)]
+#[case::parallel_reth_el(RealClientKind::Reth, MigrationMode::Parallel)]
+#[case::shadow_ethereumjs_el(RealClientKind::EthereumJs, MigrationMode::Shadow)]
+#[case::shadow_reth_el(RealClientKind::Reth, MigrationMode::Shadow)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_slots_with_zero_mismatches(
+    #[case] kind: RealClientKind,
+    #[case] mode: MigrationMode,
+) {
+    let Some((el, options)) = start(kind).await else {
+        return;
+    };
     let direct = DirectEngine::new(HttpExecutionClient::connect(options.clone()).await.unwrap())
         .await
         .unwrap();
@@ -101,7 +116,7 @@ async fn adapter_run(mode: MigrationMode) {
     adapter.shadow_idle().await;
     let report = adapter.report();
     println!(
-        "{mode} on EthereumJS, {SLOTS} slots: {} comparisons, {} mismatches, score {:.1}, legacy p50 {:?} / actor p50 {:?}",
+        "{mode} on {kind}, {SLOTS} slots: {} comparisons, {} mismatches, score {:.1}, legacy p50 {:?} / actor p50 {:?}",
         report.health.comparisons,
         report.health.mismatches,
         report.score,
@@ -157,19 +172,14 @@ async fn adapter_run(mode: MigrationMode) {
     drop(el);
 }
 
+#[rstest]
+#[case::ethereumjs_el(RealClientKind::EthereumJs)]
+#[case::reth_el(RealClientKind::Reth)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn parallel_mode_twenty_slots_on_ethereumjs_zero_mismatches() {
-    adapter_run(MigrationMode::Parallel).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shadow_mode_twenty_slots_on_ethereumjs_zero_mismatches() {
-    adapter_run(MigrationMode::Shadow).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compat_client_parallel_v4_v5_on_ethereumjs_zero_mismatches() {
-    let (el, options) = ethereumjs().await;
+async fn compat_client_parallel_v4_v5_zero_mismatches(#[case] kind: RealClientKind) {
+    let Some((el, options)) = start(kind).await else {
+        return;
+    };
     let client = HttpExecutionClient::connect(options).await.unwrap();
     let compat = CompatClient::new(client, CompatMode::Parallel, CompatMetrics::new().unwrap());
     let genesis = compat

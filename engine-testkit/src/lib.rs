@@ -7,6 +7,7 @@
 //! | `harness` | what every suite uses: an engine on the mock or a real EL ([`MockEngine`], [`RealEngine`], rstest fixtures), the test configuration, one slot through the engine or a client ([`engine_slot`], [`client_slot`]), the in-memory [`ScriptedClient`] |
 //! | `otlp` | [`OtlpReceiver`], an OTLP/HTTP trace receiver that decodes what exporters send |
 //! | `tx` | signed test transactions for `eth_sendRawTransaction` |
+//! | `wire` | [`RecordingProxy`], which records every Engine API call to a real client, and the execution-apis schemas they are checked against |
 //! | `bridge` | the Alys peg-out bridge contract (address, runtime code, ABI, signed `requestPegOut` calls) and the log it emits, which the mock synthesizes |
 
 mod bridge;
@@ -15,6 +16,7 @@ mod launcher;
 mod mock;
 mod otlp;
 mod tx;
+mod wire;
 
 pub use bridge::{
     BRIDGE_ADDRESS, PEG_OUT_GAS_LIMIT, RequestPegOut, bridge_runtime_code, decode_request_peg_out,
@@ -36,3 +38,7 @@ pub use mock::{
 };
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use tx::{TxError, signed_eip1559, signed_transfer};
+pub use wire::{
+    EngineApiSchemas, Exchange, ProxyError, RecordingProxy, SchemaError, WireReport,
+    check_engine_calls,
+};

@@ -1,8 +1,10 @@
-//! The compiled `Bridge.sol` on real EthereumJS, against the mock's emulation of it: the same
-//! signed transactions go to both, and the mock must produce the same `RequestPegOut` log
-//! (topics, data, bloom) and revert exactly where the contract reverts.
+//! The compiled `Bridge.sol` on real execution clients (EthereumJS and Reth, one test body per
+//! client), against the mock's emulation of it: the same signed transactions go to both, and
+//! the mock must produce the same `RequestPegOut` log (topics, data, bloom) and revert exactly
+//! where the contract reverts.
 //!
-//! EthereumJS is required (`just setup` installs it): these tests fail if it cannot start.
+//! EthereumJS is required (`just setup` installs it). Reth runs when `RETH_BIN` is set (then it
+//! is required) or `reth` is on PATH; otherwise its cases print `SKIPPED: …`.
 
 // Helpers of a test binary: panicking is how they fail the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -21,6 +23,7 @@ use engine_testkit::{
     bridge_runtime_code, request_peg_out_calldata, signed_eip1559, signed_peg_out,
 };
 use engine_types::{ForkSchedule, require_valid};
+use rstest::rstest;
 
 const CHAIN_ID: u64 = GenesisOptions::DEFAULT_CHAIN_ID;
 /// Where `Bridge.sol` sends the value it burns.
@@ -34,18 +37,19 @@ const MAX_SLOTS: usize = 5;
 /// would then mix with the burnt value.
 const FEE_RECIPIENT: Address = Address::repeat_byte(0xfe);
 
-async fn start_ethereumjs() -> (RealExecutionClient, HttpExecutionClient) {
+/// `kind` with the bridge deployed, and a client of it; `None` when the test is skipped.
+async fn start_real(kind: RealClientKind) -> Option<(RealExecutionClient, HttpExecutionClient)> {
     let genesis = GenesisOptions::default().with_contract(BRIDGE_ADDRESS, bridge_runtime_code());
-    let el = RealExecutionClient::start(RealClientKind::EthereumJs, &genesis)
+    let el = RealExecutionClient::start_or_skip(kind, &genesis)
         .await
-        .unwrap_or_else(|err| panic!("EthereumJS is required for `just test`: {err}"));
+        .unwrap_or_else(|err| panic!("{kind} starts: {err}"))?;
     let options = ClientOptions::new(el.engine_url(), el.jwt_secret())
         .with_eth_url(el.eth_url())
         .with_fork_schedule(ForkSchedule::shanghai());
     let client = HttpExecutionClient::connect(options)
         .await
         .unwrap_or_else(|e| panic!("connect failed: {e}\n{}", el.log_tail(40)));
-    (el, client)
+    Some((el, client))
 }
 
 async fn start_mock() -> (MockExecutionLayer, HttpExecutionClient) {
@@ -124,9 +128,14 @@ async fn include(client: &HttpExecutionClient, raws: &[Bytes]) -> Vec<Transactio
     panic!("{hashes:?} not all included within {MAX_SLOTS} slots");
 }
 
+#[rstest]
+#[case::ethereumjs_el(RealClientKind::EthereumJs)]
+#[case::reth_el(RealClientKind::Reth)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn peg_out_on_ethereumjs_emits_the_log_the_mock_synthesizes() {
-    let (el, client) = start_ethereumjs().await;
+async fn a_peg_out_emits_the_log_the_mock_synthesizes(#[case] kind: RealClientKind) {
+    let Some((el, client)) = start_real(kind).await else {
+        return;
+    };
     let value = U256::from(PEG_OUT_WEI);
     let (raw, tx_hash) = signed_peg_out(DEV_PRIVATE_KEY, CHAIN_ID, 0, BTC_ADDRESS, value).unwrap();
 
@@ -154,7 +163,7 @@ async fn peg_out_on_ethereumjs_emits_the_log_the_mock_synthesizes() {
     assert_eq!(log.transaction_hash, Some(tx_hash));
     assert_eq!(log.block_number, Some(block_number));
     println!(
-        "EthereumJS: peg-out {tx_hash} in block #{block_number}, gas used {}",
+        "{kind}: peg-out {tx_hash} in block #{block_number}, gas used {}",
         receipt.gas_used
     );
     println!("  topics: {:?}", log.topics());
@@ -214,8 +223,11 @@ async fn peg_out_on_ethereumjs_emits_the_log_the_mock_synthesizes() {
     assert_eq!(mock_log.transaction_index, log.transaction_index);
 }
 
+#[rstest]
+#[case::ethereumjs_el(RealClientKind::EthereumJs)]
+#[case::reth_el(RealClientKind::Reth)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mock_reverts_exactly_where_the_compiled_bridge_reverts() {
+async fn mock_reverts_exactly_where_the_compiled_bridge_reverts(#[case] kind: RealClientKind) {
     let good = request_peg_out_calldata(b"tb1qexample").to_vec();
     let mut length_past_end = good.clone();
     length_past_end[4 + 63] = 0x40;
@@ -254,13 +266,15 @@ async fn mock_reverts_exactly_where_the_compiled_bridge_reverts() {
         })
         .collect();
 
-    let (el, client) = start_ethereumjs().await;
+    let Some((el, client)) = start_real(kind).await else {
+        return;
+    };
     let (_mock, mock_client) = start_mock().await;
     let real = include(&client, &raws).await;
     let emulated = include(&mock_client, &raws).await;
     for (((name, _), real), emulated) in cases.iter().zip(&real).zip(&emulated) {
         println!(
-            "{name:<30} EthereumJS status {} logs {}; mock status {} logs {}",
+            "{name:<30} {kind} status {} logs {}; mock status {} logs {}",
             real.status(),
             real.inner.logs().len(),
             emulated.status(),

@@ -5,6 +5,9 @@
 
 use std::process::Command;
 
+use engine_testkit::{RealClientKind, locate};
+use rstest::rstest;
+
 fn devnet(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_engine-devnet"))
         .args(args)
@@ -97,11 +100,22 @@ fn help_snapshot() {
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout));
 }
 
-#[test]
-fn five_slots_on_real_ethereumjs() {
+/// `just run -- --el ethereumjs` and `--el reth`: the devnet launches the client itself.
+#[rstest]
+#[case::ethereumjs_el(RealClientKind::EthereumJs, "ethereumjs")]
+#[case::reth_el(RealClientKind::Reth, "reth")]
+fn five_slots_on_a_real_client(#[case] kind: RealClientKind, #[case] flag: &str) {
+    match locate(kind) {
+        Ok(_) => {}
+        Err(err) if !kind.required_by_tests() => {
+            eprintln!("SKIPPED: {err}");
+            return;
+        }
+        Err(err) => panic!("{err}"),
+    }
     let out = devnet(&[
         "--el",
-        "ethereumjs",
+        flag,
         "--slots",
         "5",
         "--slot-ms",

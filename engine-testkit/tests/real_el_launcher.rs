@@ -1,7 +1,8 @@
-//! The launcher against real execution clients.
+//! The launcher against real execution clients, one test body per client.
 //!
 //! EthereumJS is required (`just setup` installs it): its tests fail when it is missing. Reth and
-//! Geth are optional: their tests print `SKIPPED: …` to stderr and pass when the binary is absent.
+//! Geth run when `RETH_BIN`/`GETH_BIN` is set (then they are required) or the binary is on PATH;
+//! otherwise their cases print `SKIPPED: …` to stderr.
 
 // Helpers of a test binary: panicking is how they fail the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -10,15 +11,14 @@ use std::{io, path::PathBuf, time::SystemTime};
 
 use alloy_primitives::{Address, Bytes, U256};
 use alloy_rpc_types_engine::{Claims, JwtSecret};
-use engine_testkit::{
-    DEV_ACCOUNT, GenesisOptions, LaunchError, RealClientKind, RealExecutionClient, locate,
-};
+use engine_testkit::{DEV_ACCOUNT, GenesisOptions, RealClientKind, RealExecutionClient};
 use http_body_util::{BodyExt as _, Full};
 use hyper::{
     StatusCode,
     header::{AUTHORIZATION, CONTENT_TYPE},
 };
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use rstest::rstest;
 use serde_json::{Value, json};
 
 /// Runtime code `PUSH1 0x2a PUSH1 0 MSTORE PUSH1 32 PUSH1 0 RETURN`: returns 42.
@@ -126,26 +126,11 @@ fn drop_and_assert_gone(el: RealExecutionClient) {
     );
 }
 
-async fn start_required(genesis: &GenesisOptions) -> RealExecutionClient {
-    RealExecutionClient::start(RealClientKind::EthereumJs, genesis)
+/// `kind` on `genesis`, or `None` when the test is skipped (it says why).
+async fn start(kind: RealClientKind, genesis: &GenesisOptions) -> Option<RealExecutionClient> {
+    RealExecutionClient::start_or_skip(kind, genesis)
         .await
-        .unwrap_or_else(|err| panic!("EthereumJS is required for `just test`: {err}"))
-}
-
-/// Starts an optional client, or says why it is skipped.
-async fn start_optional(
-    kind: RealClientKind,
-    genesis: &GenesisOptions,
-) -> Option<RealExecutionClient> {
-    if let Err(LaunchError::NotInstalled { hint, .. }) = locate(kind) {
-        eprintln!("SKIPPED: {hint}");
-        return None;
-    }
-    Some(
-        RealExecutionClient::start(kind, genesis)
-            .await
-            .unwrap_or_else(|err| panic!("{err}")),
-    )
+        .unwrap_or_else(|err| panic!("{kind} starts: {err}"))
 }
 
 /// What every client must show right after start on a Shanghai chain.
@@ -192,12 +177,18 @@ async fn assert_serves_fresh_shanghai_chain(el: &RealExecutionClient, genesis: &
     assert_eq!(balance, json!(format!("{expected:#x}")));
 }
 
+#[rstest]
+#[case::ethereumjs_el(RealClientKind::EthereumJs)]
+#[case::reth_el(RealClientKind::Reth)]
+#[case::geth_el(RealClientKind::Geth)]
 #[tokio::test]
-async fn ethereumjs_starts_answers_and_its_process_group_dies_on_drop() {
+async fn starts_answers_and_its_process_group_dies_on_drop(#[case] kind: RealClientKind) {
     let genesis =
         GenesisOptions::default().with_contract(ANSWER_ADDRESS, Bytes::from_static(&ANSWER_CODE));
-    let el = start_required(&genesis).await;
-    assert_eq!(el.kind(), RealClientKind::EthereumJs);
+    let Some(el) = start(kind, &genesis).await else {
+        return;
+    };
+    assert_eq!(el.kind(), kind);
     assert!(el.engine_url().starts_with("http://127.0.0.1:"));
     assert_ne!(el.engine_url(), el.eth_url());
     let secret_file = std::fs::read_to_string(el.jwt_secret_path()).unwrap();
@@ -229,7 +220,9 @@ async fn ethereumjs_starts_answers_and_its_process_group_dies_on_drop() {
 /// serialized as `"exp": null`, which EthereumJS 0.10.5 rejects as expired.
 #[tokio::test]
 async fn ethereumjs_refuses_a_null_exp_and_accepts_alloys_tokens_without_one() {
-    let el = start_required(&GenesisOptions::default()).await;
+    let el = RealExecutionClient::start(RealClientKind::EthereumJs, &GenesisOptions::default())
+        .await
+        .unwrap_or_else(|err| panic!("EthereumJS is required for `just test`: {err}"));
     let secret = el.jwt_secret();
     // What alloy 1.8's `Claims` sent: `"exp": null`, which EthereumJS reads as 1970.
     let null_exp = jsonwebtoken::encode(
@@ -300,10 +293,15 @@ async fn ethereumjs_refuses_a_null_exp_and_accepts_alloys_tokens_without_one() {
     drop_and_assert_gone(el);
 }
 
+#[rstest]
+#[case::ethereumjs_el(RealClientKind::EthereumJs)]
+#[case::reth_el(RealClientKind::Reth)]
 #[tokio::test]
-async fn ethereumjs_on_cancun_genesis_builds_a_v3_payload() {
+async fn on_a_cancun_genesis_builds_a_v3_payload(#[case] kind: RealClientKind) {
     let genesis = GenesisOptions::default().with_forks(engine_types::ForkSchedule::cancun());
-    let el = start_required(&genesis).await;
+    let Some(el) = start(kind, &genesis).await else {
+        return;
+    };
 
     let head = call(&el, false, "eth_getBlockByNumber", json!(["latest", false])).await;
     assert_eq!(head["excessBlobGas"], json!("0x0"), "{head}");
@@ -336,25 +334,5 @@ async fn ethereumjs_on_cancun_genesis_builds_a_v3_payload() {
     assert_eq!(hex_u64(&built["executionPayload"]["blockNumber"]), 1);
     assert_eq!(built["executionPayload"]["blobGasUsed"], json!("0x0"));
 
-    drop_and_assert_gone(el);
-}
-
-#[tokio::test]
-async fn reth_starts_answers_and_its_process_group_dies_on_drop() {
-    let genesis = GenesisOptions::default();
-    let Some(el) = start_optional(RealClientKind::Reth, &genesis).await else {
-        return;
-    };
-    assert_serves_fresh_shanghai_chain(&el, &genesis).await;
-    drop_and_assert_gone(el);
-}
-
-#[tokio::test]
-async fn geth_starts_answers_and_its_process_group_dies_on_drop() {
-    let genesis = GenesisOptions::default();
-    let Some(el) = start_optional(RealClientKind::Geth, &genesis).await else {
-        return;
-    };
-    assert_serves_fresh_shanghai_chain(&el, &genesis).await;
     drop_and_assert_gone(el);
 }

@@ -201,6 +201,20 @@ pub enum EngineError {
         /// The payload's block hash.
         block_hash: B256,
     },
+    /// The EL answered VALID to a forkchoiceUpdated but did not make the block its head (Reth
+    /// keeps its canonical head on a forkchoiceUpdated to an ancestor): nothing changed.
+    #[error(
+        "the execution client answered VALID to forkchoiceUpdated(head = {requested}) but kept \
+         {el_head} as its head{hint}; the engine's forkchoice is unchanged"
+    )]
+    HeadNotMoved {
+        /// The head the engine asked for.
+        requested: B256,
+        /// The head the EL reports afterwards.
+        el_head: B256,
+        /// Why this client does so and how to change it (empty if unknown).
+        hint: String,
+    },
     /// A successful answer without a value we need (e.g. no payload id after attributes).
     #[error("{method}: the execution client answered without {missing}")]
     MissingInResponse {
@@ -337,6 +351,7 @@ impl EngineError {
             Self::InvalidPayload { .. } => "invalid_payload",
             Self::Syncing { .. } => "syncing",
             Self::Accepted { .. } => "accepted",
+            Self::HeadNotMoved { .. } => "head_not_moved",
             Self::MissingInResponse { .. } => "missing_in_response",
             Self::NotFound { .. } => "not_found",
             Self::InvalidRequest { .. } => "invalid_request",

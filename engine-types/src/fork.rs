@@ -119,6 +119,14 @@ impl EngineMethod {
             Self::GetClientVersionV1 => "engine_getClientVersionV1",
         }
     }
+
+    /// Whether this is an `engine_newPayloadV*`.
+    pub const fn is_new_payload(self) -> bool {
+        matches!(
+            self,
+            Self::NewPayloadV1 | Self::NewPayloadV2 | Self::NewPayloadV3 | Self::NewPayloadV4
+        )
+    }
 }
 
 impl std::fmt::Display for EngineMethod {

@@ -8,7 +8,7 @@ use engine_types::{BuildPayloadRequest, EngineError, withdrawals_from_peg_ins};
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::env::{Changes, WriteEnv, block_header, require_fcu_valid};
+use super::env::{Changes, WriteEnv, block_header, forkchoice_everywhere, require_fcu_valid};
 
 /// A forkchoiceUpdated with attributes sent ahead of the slot, and what it was for.
 #[derive(Debug, Clone)]
@@ -96,8 +96,34 @@ async fn start_build<C: ExecutionClient>(
         .payload_id
         .ok_or_else(|| EngineError::MissingInResponse {
             method: "engine_forkchoiceUpdated".into(),
-            missing: "a payload id for the build".into(),
+            missing: format!(
+                "a payload id for the build on {parent}{}",
+                if parent == env.snapshot.head {
+                    ""
+                } else {
+                    env.primary.quirks().build_on_ancestor_hint()
+                }
+            ),
         })
+}
+
+/// A build on another block than the engine's head made that block the EL's head (that is
+/// what a forkchoiceUpdated does): announce the engine's forkchoice again, so the EL's head is
+/// the engine's once more.
+async fn restore_head_after_build_on<C: ExecutionClient>(
+    env: &WriteEnv<C>,
+    parent: B256,
+) -> Result<(), EngineError> {
+    if parent == env.snapshot.head || !env.snapshot.is_initialized() {
+        return Ok(());
+    }
+    let state = ForkchoiceState {
+        head_block_hash: env.snapshot.head,
+        safe_block_hash: env.snapshot.safe,
+        finalized_block_hash: env.snapshot.finalized,
+    };
+    forkchoice_everywhere(env, state, env.snapshot.head).await?;
+    Ok(())
 }
 
 /// Start building for `req` now; the payload id is remembered for the build at slot time.
@@ -107,6 +133,7 @@ pub(crate) async fn prepare<C: ExecutionClient>(
 ) -> Result<(PayloadId, Changes), EngineError> {
     let (parent, attributes) = attributes_for(env, &req).await?;
     let payload_id = start_build(env, parent, attributes.clone()).await?;
+    restore_head_after_build_on(env, parent).await?;
     let prepared = Prepared {
         parent,
         attributes,
@@ -174,6 +201,7 @@ pub(crate) async fn build<C: ExecutionClient>(
             (get_payload(id, build_started).await?, change)
         }
     };
+    restore_head_after_build_on(env, parent).await?;
     // The withdrawal index follows the committed chain (see `commit`), not builds: building
     // the same slot twice gives the same block, and another engine adopting this one's state
     // mid-slot gets the index the slot's build used.

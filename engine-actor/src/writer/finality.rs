@@ -1,6 +1,7 @@
 //! Moving finality forward and the head back: both aim at a block on the head's chain, no
 //! older than the finalized one.
 
+use alloy_eips::BlockId;
 use alloy_primitives::B256;
 use alloy_rpc_types_engine::ForkchoiceState;
 use engine_clients::ExecutionClient;
@@ -86,7 +87,9 @@ pub(crate) async fn finalize<C: ExecutionClient>(
     ))
 }
 
-/// forkchoiceUpdated(head = ancestor, safe = finalized) → persist.
+/// forkchoiceUpdated(head = ancestor, safe = finalized) → the EL's head checked → persist. A
+/// client may answer VALID and keep its head (Reth, see `Quirks::ignores_forkchoice_to_ancestor`):
+/// then nothing changes and the error says so.
 pub(crate) async fn revert<C: ExecutionClient>(
     env: &WriteEnv<C>,
     hash: B256,
@@ -105,6 +108,19 @@ pub(crate) async fn revert<C: ExecutionClient>(
         finalized_block_hash: env.snapshot.finalized,
     };
     forkchoice_everywhere(env, state, hash).await?;
+    let el_head = env
+        .primary
+        .call(|c| async move { c.block(BlockId::latest(), false).await })
+        .await?
+        .map(|b| b.header.hash)
+        .unwrap_or_default();
+    if el_head != hash {
+        return Err(EngineError::HeadNotMoved {
+            requested: hash,
+            el_head,
+            hint: env.primary.quirks().unwind_hint().to_owned(),
+        });
+    }
     let mut snapshot = env.snapshot;
     snapshot.head = hash;
     snapshot.head_number = number;

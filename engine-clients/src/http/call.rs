@@ -111,6 +111,10 @@ impl HttpExecutionClient {
         match &result {
             Ok(value) => after(value, &span),
             Err(e) => {
+                // The client may have restarted: its next first block may be slow again.
+                if matches!(e, EngineError::Transport { .. }) {
+                    self.set_processing_warm(false);
+                }
                 if let Some(code) = e.rpc_code() {
                     span.record("rpc.jsonrpc.error_code", code);
                 }
@@ -124,9 +128,14 @@ impl HttpExecutionClient {
         result
     }
 
-    /// The deadline of a slot-path method: its configured timeout, bounded by the slot.
+    /// The deadline of a slot-path method: its configured timeout, bounded by the slot — except
+    /// a newPayload before the client has processed one since it (re)connected, which gets its
+    /// full configured timeout (the first block after a client starts can take seconds).
     pub(super) fn slot_bounded(&self, method: EngineMethod) -> Duration {
         let configured = self.options.timeouts.for_engine_method(method);
+        if method.is_new_payload() && !self.processing_warm() {
+            return configured;
+        }
         self.options
             .slot_deadline
             .map_or(configured, |slot| configured.min(slot))

@@ -221,6 +221,9 @@ impl HttpExecutionClient {
         data: &ExecutionData,
     ) -> Result<PayloadStatus, EngineError> {
         let status = self.new_payload_once(data).await?;
+        if !status.status.is_syncing() {
+            self.set_processing_warm(true);
+        }
         if !self.quirks.new_payload_syncing_when_slow || !status.status.is_syncing() {
             return Ok(status);
         }

@@ -9,6 +9,7 @@
 //! | `eth.rs` | the `eth_` reads |
 //! | `execution_client.rs` | the [`ExecutionClient`](crate::ExecutionClient) trait, delegating to the two above |
 //! | `unauthorized.rs` | HTTP 401/403 recognised by status, whatever the body |
+//! | `warm_up.rs` | the throwaway block at connect for a client whose first newPayload is slow (Reth) |
 //! | `wire.rs` | answers decoded into our own shapes, with the reason for each |
 
 mod call;
@@ -18,9 +19,13 @@ mod eth;
 mod execution_client;
 mod options;
 mod unauthorized;
+mod warm_up;
 pub(crate) mod wire;
 
-use std::sync::{PoisonError, RwLock};
+use std::sync::{
+    PoisonError, RwLock,
+    atomic::{AtomicBool, Ordering},
+};
 
 use alloy_network::Ethereum;
 use alloy_provider::{Provider, RootProvider};
@@ -65,6 +70,10 @@ pub struct HttpExecutionClient {
     capabilities: Capabilities,
     identity: ClientIdentity,
     quirks: Quirks,
+    /// Whether a newPayload has succeeded since this client connected or last lost its
+    /// connection. Until one has, newPayload gets its full deadline instead of the slot's: a
+    /// client's first block after a (re)start can take seconds (see `warm_up.rs`).
+    processing_warm: AtomicBool,
 }
 
 impl std::fmt::Debug for HttpExecutionClient {
@@ -129,6 +138,20 @@ impl HttpExecutionClient {
         client.capabilities = crate::ExecutionClient::exchange_capabilities(&client).await?;
         client.identity = client.identify().await;
         client.quirks = Quirks::for_kind(client.identity.kind);
+        if client.quirks.slow_first_new_payload {
+            match client.warm_up().await {
+                Ok(took) => info!(
+                    endpoint = %client.options.engine_url,
+                    took_ms = took.as_millis() as u64,
+                    "warmed the execution client up with a block it keeps off the chain (its first newPayload is slow)"
+                ),
+                Err(e) => warn!(
+                    endpoint = %client.options.engine_url,
+                    error = %e,
+                    "the warm-up block failed; the first commit gets the full newPayload deadline instead"
+                ),
+            }
+        }
         debug!(
             endpoint = %client.options.engine_url,
             kind = %client.identity.kind,
@@ -148,7 +171,17 @@ impl HttpExecutionClient {
             capabilities: Capabilities::unknown(),
             identity: ClientIdentity::default(),
             quirks: Quirks::NONE,
+            processing_warm: AtomicBool::new(false),
         })
+    }
+
+    /// Whether the client has processed a payload since it (re)connected.
+    fn processing_warm(&self) -> bool {
+        self.processing_warm.load(Ordering::Relaxed)
+    }
+
+    fn set_processing_warm(&self, warm: bool) {
+        self.processing_warm.store(warm, Ordering::Relaxed);
     }
 
     /// The options this client was built with.

@@ -1,7 +1,8 @@
 //! `engine-devnet`: the Alys slot loop through the supervised actor tree.
 //!
-//! By default it starts the embedded MockExecutionLayer; `--el ethereumjs` launches the real
-//! EthereumJS client; `--engine-url/--eth-url/--jwt-secret` attach to a running Reth or Geth.
+//! By default it starts the embedded MockExecutionLayer; `--el ethereumjs` and `--el reth`
+//! launch the real client on a fresh chain (the configured fork times then count from its
+//! genesis); `--engine-url/--eth-url/--jwt-secret` attach to a running client.
 //! Every slot: build (peg-ins every few slots) → commit → the block with its transactions → its
 //! receipts; every N slots the block is finalized. Traces go to Jaeger when the `OTEL_*`
 //! variables are set; `--metrics ADDR` serves Prometheus metrics.
@@ -31,6 +32,8 @@ enum ElChoice {
     Mock,
     /// The real EthereumJS client from engine-testkit/el (`just setup` installs it).
     Ethereumjs,
+    /// A real Reth (`RETH_BIN`, or `reth` on PATH).
+    Reth,
 }
 
 /// Play the Alys slot loop against an execution client through the engine's actor tree.
@@ -159,7 +162,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.slot_ms == 0 || args.peg_in_every == 0 || args.finalize_every == 0 {
         bail!("--slot-ms, --peg-in-every and --finalize-every must be positive");
     }
-    let config = EngineConfig::load(args.config.as_deref())?;
+    let mut config = EngineConfig::load(args.config.as_deref())?;
     // Keep whichever backend we start alive for the whole run.
     let mut _mock = None;
     let mut _real = None;
@@ -184,13 +187,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 _mock = Some(mock);
                 options
             }
-            ElChoice::Ethereumjs => {
-                eprintln!("starting EthereumJS…");
-                let el = RealExecutionClient::start(
-                    RealClientKind::EthereumJs,
-                    &GenesisOptions::default(),
-                )
-                .await?;
+            ElChoice::Ethereumjs | ElChoice::Reth => {
+                let kind = if args.el == ElChoice::Reth {
+                    RealClientKind::Reth
+                } else {
+                    RealClientKind::EthereumJs
+                };
+                eprintln!("starting {kind}…");
+                // The configured fork times count from the launched chain's genesis.
+                let genesis = GenesisOptions::default().with_forks(config.fork_schedule);
+                let el = RealExecutionClient::start(kind, &genesis).await?;
+                config.fork_schedule = genesis.fork_schedule(el.genesis_timestamp());
                 let options =
                     ClientOptions::new(el.engine_url(), el.jwt_secret()).with_eth_url(el.eth_url());
                 _real = Some(el);

@@ -11,6 +11,7 @@ use rstest::fixture;
 
 use crate::{
     DEV_ACCOUNT, GenesisOptions, MockExecutionLayer, RealClientKind, RealExecutionClient,
+    RecordingProxy,
     mock::{ClientProfile, MockConfig},
 };
 
@@ -110,7 +111,9 @@ impl MockEngine {
     }
 }
 
-/// An engine tree on a real execution client, with an independent client to check the EL.
+/// An engine tree on a real execution client, with an independent client to check the EL. The
+/// engine reaches the client's Engine API through a [`RecordingProxy`], so a test can check
+/// every call it made ([`RealEngine::wire`]).
 #[derive(Debug)]
 pub struct RealEngine {
     /// The real EL (killed on drop).
@@ -119,10 +122,13 @@ pub struct RealEngine {
     pub system: EngineSystem,
     /// Its handle.
     pub engine: EngineHandle,
-    /// A client of the same EL, outside the engine.
+    /// A client of the same EL, outside the engine (and outside the proxy).
     pub observer: HttpExecutionClient,
     /// Options the engine's session uses (to start another tree on the same EL).
     pub options: ClientOptions,
+    /// Every Engine API exchange of the engine, as it crossed the wire. The engine's calls go
+    /// through it: keep it (bind it when destructuring) for as long as the engine runs.
+    pub wire: RecordingProxy,
     /// Where the forkchoice is persisted.
     pub state_path: PathBuf,
     /// Holds the state directory.
@@ -131,20 +137,53 @@ pub struct RealEngine {
 
 impl RealEngine {
     /// `kind` on a fresh chain from `genesis`, the engine with [`test_engine_config`] changed
-    /// by `tweak` (the fork schedule follows the genesis).
+    /// by `tweak` (the fork schedule follows the genesis). The client is required: if it is
+    /// not installed, that is an error.
     pub async fn start(
         kind: RealClientKind,
         genesis: &GenesisOptions,
         tweak: impl FnOnce(&mut EngineConfig),
     ) -> anyhow::Result<Self> {
         let el = RealExecutionClient::start(kind, genesis).await?;
+        Self::on(el, genesis, tweak).await
+    }
+
+    /// Like [`Self::start`], but `Ok(None)` (the test is skipped, and says why) when the
+    /// client is not installed and not required ([`RealExecutionClient::start_or_skip`]).
+    pub async fn start_or_skip(
+        kind: RealClientKind,
+        genesis: &GenesisOptions,
+        tweak: impl FnOnce(&mut EngineConfig),
+    ) -> anyhow::Result<Option<Self>> {
+        Self::start_or_skip_with_args(kind, genesis, &[], tweak).await
+    }
+
+    /// [`Self::start_or_skip`] with `client_args` appended to the client's command line.
+    pub async fn start_or_skip_with_args(
+        kind: RealClientKind,
+        genesis: &GenesisOptions,
+        client_args: &[&str],
+        tweak: impl FnOnce(&mut EngineConfig),
+    ) -> anyhow::Result<Option<Self>> {
+        match RealExecutionClient::start_or_skip_with_args(kind, genesis, client_args).await? {
+            Some(el) => Ok(Some(Self::on(el, genesis, tweak).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn on(
+        el: RealExecutionClient,
+        genesis: &GenesisOptions,
+        tweak: impl FnOnce(&mut EngineConfig),
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let mut config = test_engine_config(dir.path());
         config.fork_schedule = genesis.fork_schedule(el.genesis_timestamp());
         // A real client starts slower than the mock answers.
         config.health.startup_timeout_ms = 60_000;
         tweak(&mut config);
-        let options = ClientOptions::new(el.engine_url(), el.jwt_secret())
+        let wire = RecordingProxy::start(el.engine_url()).await?;
+        let options = ClientOptions::new(wire.url(), el.jwt_secret())
             .with_eth_url(el.eth_url())
             .with_engine_config(&config);
         let state_path = config
@@ -153,13 +192,19 @@ impl RealEngine {
             .unwrap_or_else(|| dir.path().join("forkchoice.json"));
         let system = EngineSystem::start_with_options(config, vec![options.clone()]).await?;
         let engine = system.handle();
-        let observer = HttpExecutionClient::connect(options.clone()).await?;
+        let observer = HttpExecutionClient::connect(
+            ClientOptions::new(el.engine_url(), el.jwt_secret())
+                .with_eth_url(el.eth_url())
+                .with_fork_schedule(options.fork_schedule),
+        )
+        .await?;
         Ok(Self {
             el,
             system,
             engine,
             observer,
             options,
+            wire,
             state_path,
             dir,
         })

@@ -52,6 +52,9 @@ pub struct GenesisOptions {
     pub prefunded: Vec<(Address, U256)>,
     /// Contracts present at genesis: address and runtime (deployed) code.
     pub contracts: Vec<(Address, Bytes)>,
+    /// The genesis timestamp (unix seconds); `None`: the time the client is started. Two
+    /// clients started with the same options and timestamp share the genesis block.
+    pub timestamp: Option<u64>,
 }
 
 impl Default for GenesisOptions {
@@ -63,6 +66,7 @@ impl Default for GenesisOptions {
             forks: ForkSchedule::shanghai(),
             prefunded: vec![(DEV_ACCOUNT, one_million_eth)],
             contracts: Vec::new(),
+            timestamp: None,
         }
     }
 }
@@ -118,6 +122,13 @@ impl GenesisOptions {
                 None => None,
             },
         }
+    }
+
+    /// Returns these options with the genesis at `timestamp` (unix seconds) instead of the
+    /// start time, e.g. to start a second client on the same genesis block as a running one.
+    pub const fn with_timestamp(mut self, timestamp: u64) -> Self {
+        self.timestamp = Some(timestamp);
+        self
     }
 
     /// Returns these options with a contract whose runtime code is `code` at `address`.

@@ -122,7 +122,8 @@ impl RealClientKind {
     /// (`just setup` installs it), Reth and Geth when their [`Self::bin_env_var`] is set (CI
     /// sets `RETH_BIN`). A required client that cannot be found fails the test.
     pub fn required_by_tests(self) -> bool {
-        self == Self::EthereumJs || std::env::var_os(self.bin_env_var()).is_some_and(|v| !v.is_empty())
+        self == Self::EthereumJs
+            || std::env::var_os(self.bin_env_var()).is_some_and(|v| !v.is_empty())
     }
 }
 
@@ -161,11 +162,21 @@ impl RealExecutionClient {
     /// Starts `kind` on a fresh chain described by `genesis` and waits (up to 60 s) until its
     /// Engine API and HTTP RPC answer.
     ///
-    /// The genesis timestamp is the current unix time, so the first block may use
-    /// [`Self::genesis_timestamp`] `+ 1` or later.
+    /// The genesis timestamp is the current unix time (unless [`GenesisOptions::timestamp`] sets
+    /// one), so the first block may use [`Self::genesis_timestamp`] `+ 1` or later.
     pub async fn start(
         kind: RealClientKind,
         genesis: &GenesisOptions,
+    ) -> Result<Self, LaunchError> {
+        Self::start_with_args(kind, genesis, &[]).await
+    }
+
+    /// [`Self::start`] with `extra_args` appended to the client's command line (kept for
+    /// [`Self::restart`]), e.g. `["--engine.allow-unwind-canonical-header"]` for Reth.
+    pub async fn start_with_args(
+        kind: RealClientKind,
+        genesis: &GenesisOptions,
+        extra_args: &[&str],
     ) -> Result<Self, LaunchError> {
         let program = locate(kind)?;
         let data_dir = tempfile::Builder::new()
@@ -176,7 +187,7 @@ impl RealExecutionClient {
             ))?;
         let dir = data_dir.path();
 
-        let genesis_timestamp = unix_now();
+        let genesis_timestamp = genesis.timestamp.unwrap_or_else(unix_now);
         let genesis_path = dir.join("genesis.json");
         let genesis_json = serde_json::to_vec_pretty(&genesis.geth_genesis(genesis_timestamp))
             .map_err(|err| LaunchError::Io {
@@ -208,6 +219,7 @@ impl RealExecutionClient {
             engine_port,
             eth_port,
             p2p_port,
+            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
         };
 
         if kind == RealClientKind::Geth {
@@ -248,7 +260,16 @@ impl RealExecutionClient {
         kind: RealClientKind,
         genesis: &GenesisOptions,
     ) -> Result<Option<Self>, LaunchError> {
-        match Self::start(kind, genesis).await {
+        Self::start_or_skip_with_args(kind, genesis, &[]).await
+    }
+
+    /// [`Self::start_or_skip`] with `extra_args` (see [`Self::start_with_args`]).
+    pub async fn start_or_skip_with_args(
+        kind: RealClientKind,
+        genesis: &GenesisOptions,
+        extra_args: &[&str],
+    ) -> Result<Option<Self>, LaunchError> {
+        match Self::start_with_args(kind, genesis, extra_args).await {
             Ok(client) => Ok(Some(client)),
             Err(LaunchError::NotInstalled { client, hint }) if !kind.required_by_tests() => {
                 eprintln!("SKIPPED: {client} is not installed here: {hint}");

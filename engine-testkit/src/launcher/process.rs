@@ -152,6 +152,8 @@ pub(super) struct Layout {
     pub(super) engine_port: u16,
     pub(super) eth_port: u16,
     pub(super) p2p_port: u16,
+    /// Flags appended to the client's command line (e.g. Reth's engine options).
+    pub(super) extra_args: Vec<String>,
 }
 
 impl Layout {
@@ -172,7 +174,11 @@ impl Layout {
                     Command::new(&self.program)
                 };
                 // `--isSingleNode`: without it EthereumJS never considers itself synced and
-                // refuses eth_sendRawTransaction; `--saveReceipts`: otherwise it keeps none.
+                // refuses eth_sendRawTransaction; `--saveReceipts`: otherwise it keeps none;
+                // `--sync none`: without peers its beacon sync waits forever, and the first
+                // forkchoiceUpdated that reorgs its head stops that sync with a fixed 8 s sleep
+                // before answering (docs/execution-clients.md). Blocks still execute through
+                // newPayload.
                 cmd.arg("--gethGenesis")
                     .arg(&self.genesis)
                     .arg("--dataDir")
@@ -190,7 +196,7 @@ impl Layout {
                         "--maxPeers",
                         "0",
                     ])
-                    .args(["--isSingleNode", "--saveReceipts"])
+                    .args(["--isSingleNode", "--saveReceipts", "--sync", "none"])
                     .args(["--discDns", "false", "--discV4", "false"])
                     .args(["--logFile", "false", "--logLevel", "warn"]);
                 cmd
@@ -274,6 +280,7 @@ pub(super) fn spawn_client(
     log_path: &Path,
 ) -> Result<Child, LaunchError> {
     let mut command = layout.client_command(kind);
+    command.args(&layout.extra_args);
     let (stdout, stderr) = log_stdio(log_path)?;
     // Its own process group, so that Drop can kill everything it starts (npm/npx wrappers
     // leave a `node` child behind when only the direct child is killed).

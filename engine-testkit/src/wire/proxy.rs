@@ -129,11 +129,18 @@ async fn forward(shared: Arc<Shared>, req: Request<Incoming>) -> ProxyResult {
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(err) => return plain(StatusCode::BAD_REQUEST, format!("reading the request: {err}")),
+        Err(err) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                format!("reading the request: {err}"),
+            );
+        }
     };
-    let mut upstream = Request::builder()
-        .method(parts.method)
-        .uri(format!("{}{}", shared.upstream, parts.uri.path()));
+    let mut upstream = Request::builder().method(parts.method).uri(format!(
+        "{}{}",
+        shared.upstream,
+        parts.uri.path()
+    ));
     for name in [header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT] {
         if let Some(value) = parts.headers.get(&name) {
             upstream = upstream.header(name, value);
@@ -161,7 +168,10 @@ async fn forward(shared: Arc<Shared>, req: Request<Incoming>) -> ProxyResult {
             record(&shared, &body, None, StatusCode::BAD_GATEWAY);
             return plain(
                 StatusCode::BAD_GATEWAY,
-                format!("the execution client at {} is unreachable: {err}", shared.upstream),
+                format!(
+                    "the execution client at {} is unreachable: {err}",
+                    shared.upstream
+                ),
             );
         }
     };
