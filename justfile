@@ -68,10 +68,11 @@ lint:
 bench:
     cargo bench -p engine-benches
 
-# Benchmarks against the real EthereumJS client (not part of CI).
+# Benchmarks against a real client (not part of CI): BENCH_EL=ethereumjs (default) or reth
+# (RETH_BIN or reth on PATH).
 bench-e2e: _el-if-needed
-    BENCH_EL=ethereumjs cargo bench -p engine-benches --bench prepared_build
-    BENCH_EL=ethereumjs cargo bench -p engine-benches --bench el_slot
+    BENCH_EL="${BENCH_EL:-ethereumjs}" cargo bench -p engine-benches --bench prepared_build
+    BENCH_EL="${BENCH_EL:-ethereumjs}" cargo bench -p engine-benches --bench el_slot
 
 # API docs for every crate.
 docs:

@@ -1,20 +1,33 @@
-//! Build and commit latency on the real EthereumJS client, actor path vs direct path in the same
-//! run (`just bench-e2e`; not part of CI). Each path drives its own EthereumJS instance; slots
-//! alternate between them so both see the same machine load. `SLOTS=N` changes the count.
+//! Slot latency on a real execution client, the actor path against the direct client, side by
+//! side on one client (`just bench-e2e`, `BENCH_EL=ethereumjs|reth`; not part of CI).
+//!
+//! One client, one chain: slots alternate between the paths, each building on the block the
+//! other committed, so both see the same client state and machine load. A direct slot is the
+//! old engine's four calls on an `HttpExecutionClient` (forkchoiceUpdated with attributes →
+//! getPayload → newPayload → forkchoiceUpdated); an actor slot is `build_payload` +
+//! `commit_payload` through the tree. Before an actor slot the engine adopts the direct path's
+//! head (`update_forkchoice`, untimed). `ROUNDS` (default 3) rounds of `SLOTS` (default 100)
+//! slots per path; p50 per round and overall.
 
 // A benchmark that cannot set up or run its workload must stop loudly.
 #![allow(clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
-use alloy_eips::BlockId;
 use alloy_primitives::B256;
-use alloy_rpc_types_engine::{ForkchoiceState, PayloadAttributes};
+use alloy_rpc_types_engine::ForkchoiceState;
 use engine_actor::EngineSystem;
-use engine_benches::p50_p95_ms;
+use engine_benches::{bench_el, direct_slot, p50_p95_ms};
 use engine_clients::{ClientOptions, ExecutionClient, HttpExecutionClient};
-use engine_testkit::{GenesisOptions, RealClientKind, RealExecutionClient};
-use engine_types::{BuildPayloadRequest, DEFAULT_FEE_RECIPIENT, EngineConfig, require_valid};
+use engine_testkit::{GenesisOptions, RealExecutionClient};
+use engine_types::{BuildPayloadRequest, EngineConfig};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
 
 fn main() {
     // Only under `cargo bench` (which passes `--bench`): test runners list targets by running
@@ -22,130 +35,109 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    if std::env::var("BENCH_EL").as_deref() != Ok("ethereumjs") {
-        println!(
-            "el_slot: skipped: runs against real EthereumJS only; use `just bench-e2e` (BENCH_EL=ethereumjs)"
-        );
-        return;
-    }
-    let slots: usize = std::env::var("SLOTS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(50);
+    let kind = match bench_el() {
+        Ok(Some(kind)) => kind,
+        Ok(None) => {
+            println!(
+                "el_slot: skipped: runs against a real client only; use `just bench-e2e` (BENCH_EL=ethereumjs or reth)"
+            );
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let rounds = env_usize("ROUNDS", 3);
+    let slots = env_usize("SLOTS", 100);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let genesis = GenesisOptions::default();
-        let direct_el = RealExecutionClient::start(RealClientKind::EthereumJs, &genesis)
+        let el = RealExecutionClient::start(kind, &GenesisOptions::default())
             .await
-            .expect("EthereumJS (just setup)");
-        let actor_el = RealExecutionClient::start(RealClientKind::EthereumJs, &genesis)
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let options =
+            ClientOptions::new(el.engine_url(), el.jwt_secret()).with_eth_url(el.eth_url());
+        let direct = HttpExecutionClient::connect(options.clone())
             .await
-            .expect("EthereumJS (just setup)");
-        let direct = HttpExecutionClient::connect(
-            ClientOptions::new(direct_el.engine_url(), direct_el.jwt_secret())
-                .with_eth_url(direct_el.eth_url()),
-        )
-        .await
-        .expect("direct client");
+            .expect("direct client");
+        let config = EngineConfig::default();
         let system = EngineSystem::start_with_options(
-            EngineConfig::default(),
-            vec![
-                ClientOptions::new(actor_el.engine_url(), actor_el.jwt_secret())
-                    .with_eth_url(actor_el.eth_url()),
-            ],
+            config.clone(),
+            vec![options.with_engine_config(&config)],
         )
         .await
         .expect("engine");
         let engine = system.handle();
-        let latest = direct
-            .block(BlockId::latest(), false)
-            .await
-            .expect("head")
-            .expect("genesis");
-        let (mut head, mut ts) = (latest.header.hash, latest.header.timestamp);
-        let (mut direct_build, mut direct_commit, mut actor_build, mut actor_commit) =
-            (vec![], vec![], vec![], vec![]);
-        for _ in 0..slots {
-            // Direct: forkchoiceUpdated(attrs) → getPayload | newPayload → forkchoiceUpdated.
-            ts += 2;
-            let attrs = PayloadAttributes {
-                timestamp: ts,
-                prev_randao: B256::ZERO,
-                suggested_fee_recipient: DEFAULT_FEE_RECIPIENT,
-                withdrawals: Some(vec![]),
-                parent_beacon_block_root: None,
-                ..Default::default()
-            };
-            let state = |h| ForkchoiceState {
-                head_block_hash: h,
-                safe_block_hash: B256::ZERO,
-                finalized_block_hash: B256::ZERO,
-            };
-            let t = Instant::now();
-            let id = direct
-                .forkchoice_updated(state(head), Some(attrs))
-                .await
-                .expect("fcU")
-                .payload_id
-                .expect("id");
-            let built = direct.get_payload(id, ts, None).await.expect("getPayload");
-            direct_build.push(t.elapsed());
-            let t = Instant::now();
-            require_valid(
-                &direct
-                    .new_payload(&built.execution_data)
+        let (mut direct_all, mut actor_all) = (Vec::new(), Vec::new());
+        let mut per_round = Vec::new();
+        for round in 1..=rounds {
+            let (mut direct_round, mut actor_round) = (Vec::new(), Vec::new());
+            for _ in 0..slots {
+                let head = engine.forkchoice().await.expect("forkchoice");
+                let t = Instant::now();
+                let block = direct_slot(&direct, head.head, head.head_timestamp + 2, 1)
                     .await
-                    .expect("newPayload"),
-                built.block_hash(),
-            )
-            .expect("VALID");
-            direct
-                .forkchoice_updated(state(built.block_hash()), None)
-                .await
-                .expect("fcU");
-            direct_commit.push(t.elapsed());
-            head = built.block_hash();
-
-            // Actor: the same two steps through EngineHandle.
-            let next = engine
-                .forkchoice()
-                .await
-                .expect("forkchoice")
-                .head_timestamp
-                + 2;
-            let t = Instant::now();
-            let built = engine
-                .build_payload(BuildPayloadRequest::new(next))
-                .await
-                .expect("build");
-            actor_build.push(t.elapsed());
-            let t = Instant::now();
-            engine
-                .commit_payload(built.execution_data)
-                .await
-                .expect("commit");
-            actor_commit.push(t.elapsed());
+                    .expect("direct slot");
+                direct_round.push(t.elapsed());
+                engine
+                    .update_forkchoice(ForkchoiceState {
+                        head_block_hash: block,
+                        safe_block_hash: B256::ZERO,
+                        finalized_block_hash: B256::ZERO,
+                    })
+                    .await
+                    .expect("adopt the direct head");
+                let next = engine
+                    .forkchoice()
+                    .await
+                    .expect("forkchoice")
+                    .head_timestamp
+                    + 2;
+                let t = Instant::now();
+                let built = engine
+                    .build_payload(
+                        BuildPayloadRequest::new(next).with_peg_ins(engine_testkit::peg_ins(1)),
+                    )
+                    .await
+                    .expect("build");
+                engine
+                    .commit_payload(built.execution_data)
+                    .await
+                    .expect("commit");
+                actor_round.push(t.elapsed());
+            }
+            let (d, _) = p50_p95_ms(&mut direct_round);
+            let (a, _) = p50_p95_ms(&mut actor_round);
+            println!(
+                "round {round}: direct p50 {d:.2} ms, actor p50 {a:.2} ms, actor/direct {:.3}",
+                a / d
+            );
+            per_round.push(a / d);
+            direct_all.extend(direct_round);
+            actor_all.extend(actor_round);
         }
         let row = |name: &str, v: &mut Vec<Duration>| {
             let (p50, p95) = p50_p95_ms(v);
-            println!("{name:<14} p50 {p50:>7.2} ms   p95 {p95:>7.2} ms");
+            println!("{name:<8} p50 {p50:>7.2} ms   p95 {p95:>7.2} ms");
             p50
         };
-        println!("EthereumJS, {slots} slots per path, interleaved:");
-        let db = row("direct build", &mut direct_build);
-        let ab = row("actor build", &mut actor_build);
-        let dc = row("direct commit", &mut direct_commit);
-        let ac = row("actor commit", &mut actor_commit);
         println!(
-            "ratio actor/direct (p50): build {:.3}, commit {:.3}",
-            ab / db,
-            ac / dc
+            "{kind} ({}), {rounds} rounds × {slots} slots per path, alternating:",
+            direct.identity().version
+        );
+        let d = row("direct", &mut direct_all);
+        let a = row("actor", &mut actor_all);
+        println!(
+            "ratio actor/direct (p50): {:.3} overall; per round {}",
+            a / d,
+            per_round
+                .iter()
+                .map(|r| format!("{r:.3}"))
+                .collect::<Vec<_>>()
+                .join(" / ")
         );
         system.shutdown().await;
-        drop((direct_el, actor_el));
+        drop(el);
     });
 }

@@ -1,7 +1,7 @@
 //! Build latency at slot time through the actor, with and without a payload prepared ahead of
 //! the slot, measured side by side in one run.
 //!
-//! `BENCH_EL=ethereumjs` runs it against the real EthereumJS client (`just bench-e2e`);
+//! `BENCH_EL=ethereumjs` or `BENCH_EL=reth` runs it against that real client (`just bench-e2e`);
 //! otherwise against the in-process mock (`just bench`). Each iteration: (prepared only)
 //! `prepare_payload` and a pause standing in for the rest of the slot, both untimed; then the
 //! timed `build_payload`; then an untimed commit so the next iteration builds on it.
@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use engine_actor::{EngineHandle, EngineSystem};
+use engine_benches::bench_el;
 use engine_clients::ClientOptions;
 use engine_testkit::{
-    ClientProfile, GenesisOptions, MockConfig, MockExecutionLayer, RealClientKind,
-    RealExecutionClient,
+    ClientProfile, GenesisOptions, MockConfig, MockExecutionLayer, RealExecutionClient,
 };
 use engine_types::{AddBalance, BuildPayloadRequest, ConsensusAmount, EngineConfig};
 
@@ -58,13 +58,12 @@ fn build_at_slot_time(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let real = std::env::var("BENCH_EL").is_ok_and(|v| v == "ethereumjs");
+    let real = bench_el().unwrap_or_else(|e| panic!("{e}"));
     let (backend, system, label, gap) = runtime.block_on(async {
-        let (backend, options) = if real {
-            let el =
-                RealExecutionClient::start(RealClientKind::EthereumJs, &GenesisOptions::default())
-                    .await
-                    .expect("EthereumJS (run `just setup`)");
+        let (backend, options) = if let Some(kind) = real {
+            let el = RealExecutionClient::start(kind, &GenesisOptions::default())
+                .await
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
             let options =
                 ClientOptions::new(el.engine_url(), el.jwt_secret()).with_eth_url(el.eth_url());
             (Box::new(el) as Box<dyn std::any::Any + Send>, options)
@@ -82,7 +81,7 @@ fn build_at_slot_time(c: &mut Criterion) {
             .expect("engine");
         // The part of a 2 s slot between committing block N and building N+1 is mostly idle;
         // a short pause is enough for the EL to have its build going.
-        let gap = if real {
+        let gap = if real.is_some() {
             Duration::from_millis(150)
         } else {
             Duration::from_millis(2)
@@ -90,13 +89,13 @@ fn build_at_slot_time(c: &mut Criterion) {
         (
             backend,
             system,
-            if real { "ethereumjs" } else { "mock" },
+            real.map_or("mock", engine_testkit::RealClientKind::name),
             gap,
         )
     });
     let engine = system.handle();
     let mut group = c.benchmark_group(format!("build_at_slot_time/{label}"));
-    group.sample_size(if real { 20 } else { 50 });
+    group.sample_size(if real.is_some() { 20 } else { 50 });
     for prepared in [false, true] {
         let name = if prepared { "prepared" } else { "unprepared" };
         group.bench_function(name, |b| {

@@ -5,7 +5,7 @@
 
 use alloy_primitives::B256;
 use engine_clients::HttpExecutionClient;
-use engine_testkit::{client_slot, peg_ins};
+use engine_testkit::{RealClientKind, client_slot, peg_ins};
 use engine_types::{BuildPayloadRequest, EngineError};
 
 /// Build and commit one block on `head` at `timestamp` with `peg_ins` peg-ins, directly on
@@ -48,4 +48,19 @@ pub fn p50_p95_ms(samples: &mut [std::time::Duration]) -> (f64, f64) {
     let at =
         |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
     (at(0.5), at(0.95))
+}
+
+/// The real execution client `BENCH_EL` names (`ethereumjs`, `reth` or `geth`), `Ok(None)` when
+/// it is unset (the benchmark then runs on the mock or is skipped), or why the value is wrong.
+pub fn bench_el() -> Result<Option<RealClientKind>, String> {
+    match std::env::var("BENCH_EL") {
+        Err(_) => Ok(None),
+        Ok(value) => RealClientKind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == value)
+            .map(Some)
+            .ok_or_else(|| {
+                format!("BENCH_EL={value}: expected one of ethereumjs, reth, geth (or unset for the mock)")
+            }),
+    }
 }

@@ -552,6 +552,88 @@ async fn immediate_get_payload_per_client(#[case] profile: ClientProfile, #[case
     assert_eq!(built.execution_data.payload.transactions().len(), txs);
 }
 
+/// A client whose first newPayload is slow (the mock impersonating Reth) gets one block built
+/// and sent at connect that no forkchoiceUpdated names: the head stays where it was.
+#[rstest]
+#[case::reth_is_warmed_up(ClientProfile::reth(), true, 1)]
+#[case::reth_without_warm_up(ClientProfile::reth(), false, 0)]
+#[case::geth_needs_none(ClientProfile::geth(), true, 0)]
+#[tokio::test]
+async fn warm_up_at_connect_per_client(
+    #[case] profile: ClientProfile,
+    #[case] warm_up: bool,
+    #[case] warm_up_blocks: usize,
+) {
+    let mock = MockExecutionLayer::start(MockConfig::default().with_profile(profile))
+        .await
+        .unwrap();
+    let genesis = mock.with_chain(|c| c.head());
+    let client = HttpExecutionClient::connect(options(&mock).with_warm_up(warm_up))
+        .await
+        .unwrap();
+    assert_eq!(mock.requests_for("engine_newPayload").len(), warm_up_blocks);
+    assert_eq!(mock.requests_for("engine_getPayload").len(), warm_up_blocks);
+    assert_eq!(
+        mock.with_chain(|c| c.head()),
+        genesis,
+        "the head did not move"
+    );
+    let latest = client
+        .block(BlockId::latest(), false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(latest.header.hash, genesis);
+    // The next real slot builds on the unchanged head.
+    let block = client_slot(&client, genesis, 2, &[], 0).await.unwrap();
+    assert_eq!(block.payload.block_number(), 1);
+}
+
+/// Until the client has processed a payload since it connected, newPayload gets its full
+/// deadline (a client's first block can take seconds); after that, the slot's.
+#[tokio::test]
+async fn the_first_new_payload_gets_its_full_deadline_later_ones_the_slots() {
+    let mock = MockExecutionLayer::start(MockConfig::default())
+        .await
+        .unwrap();
+    let client =
+        HttpExecutionClient::connect(options(&mock).with_slot_deadline(Duration::from_millis(150)))
+            .await
+            .unwrap();
+    let head = mock.with_chain(|c| c.head());
+    let build = |parent: B256, timestamp: u64| {
+        let client = &client;
+        async move {
+            let id = client
+                .forkchoice_updated(
+                    forkchoice(parent),
+                    Some(attributes(&ForkSchedule::shanghai(), timestamp, vec![])),
+                )
+                .await
+                .unwrap()
+                .payload_id
+                .unwrap();
+            client.get_payload(id, timestamp, None).await.unwrap()
+        }
+    };
+    let slow = || {
+        FaultRule::new(Fault::Latency(Duration::from_millis(400)))
+            .on("engine_newPayload")
+            .times(1)
+    };
+    let first = build(head, 2).await;
+    mock.inject(slow());
+    let status = client.new_payload(&first.execution_data).await.unwrap();
+    assert!(status.is_valid(), "{status:?}");
+    let second = build(first.block_hash(), 4).await;
+    mock.inject(slow());
+    let err = client
+        .new_payload(&second.execution_data)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Timeout { .. }), "{err:?}");
+}
+
 /// Nethermind answers SYNCING while a slow block is still being processed: it is asked again
 /// (and the block is VALID); any other client's SYNCING is reported at once.
 #[rstest]

@@ -9,10 +9,17 @@ use engine_testkit::{RealClientKind, locate};
 use rstest::rstest;
 
 fn devnet(args: &[&str]) -> std::process::Output {
+    // Give up on an unreachable execution client after 1.5 s instead of 15 s.
+    devnet_with_startup_timeout(args, 1_500)
+}
+
+fn devnet_with_startup_timeout(args: &[&str], startup_timeout_ms: u64) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_engine-devnet"))
         .args(args)
-        // Give up on an unreachable execution client after 1.5 s instead of 15 s.
-        .env("ALYS_ENGINE_HEALTH__STARTUP_TIMEOUT_MS", "1500")
+        .env(
+            "ALYS_ENGINE_HEALTH__STARTUP_TIMEOUT_MS",
+            startup_timeout_ms.to_string(),
+        )
         .env_remove("RUST_LOG")
         .output()
         .expect("devnet runs")
@@ -113,16 +120,20 @@ fn five_slots_on_a_real_client(#[case] kind: RealClientKind, #[case] flag: &str)
         }
         Err(err) => panic!("{err}"),
     }
-    let out = devnet(&[
-        "--el",
-        flag,
-        "--slots",
-        "5",
-        "--slot-ms",
-        "300",
-        "--prepare",
-        "--json",
-    ]);
+    // The default startup timeout: a fresh Reth's warm-up block takes seconds.
+    let out = devnet_with_startup_timeout(
+        &[
+            "--el",
+            flag,
+            "--slots",
+            "5",
+            "--slot-ms",
+            "300",
+            "--prepare",
+            "--json",
+        ],
+        15_000,
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -24,7 +24,7 @@ pub(crate) struct Prepared {
 #[derive(Debug)]
 pub(crate) enum PreparationChange {
     /// A new preparation (replacing any older one, which is then wasted).
-    Made(Prepared),
+    Made(Box<Prepared>),
     /// The build used the preparation.
     Used,
     /// The build matched, but the EL no longer knew the payload (-38001): built afresh.
@@ -143,7 +143,7 @@ pub(crate) async fn prepare<C: ExecutionClient>(
     Ok((
         payload_id,
         Changes {
-            preparation: Some(PreparationChange::Made(prepared)),
+            preparation: Some(PreparationChange::Made(Box::new(prepared))),
             ..Changes::default()
         },
     ))

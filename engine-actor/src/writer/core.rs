@@ -372,7 +372,7 @@ impl WriteCore {
         match change {
             PreparationChange::Made(prepared) => {
                 stats.made += 1;
-                if self.prepared.replace(prepared).is_some() {
+                if self.prepared.replace(*prepared).is_some() {
                     stats.wasted += 1;
                     self.metrics
                         .preparations

@@ -138,7 +138,7 @@ impl HttpExecutionClient {
         client.capabilities = crate::ExecutionClient::exchange_capabilities(&client).await?;
         client.identity = client.identify().await;
         client.quirks = Quirks::for_kind(client.identity.kind);
-        if client.quirks.slow_first_new_payload {
+        if client.quirks.slow_first_new_payload && client.options.warm_up {
             match client.warm_up().await {
                 Ok(took) => info!(
                     endpoint = %client.options.engine_url,

@@ -42,6 +42,10 @@ pub struct ClientOptions {
     pub slot_deadline: Option<Duration>,
     /// Told about every call (method, latency, error), e.g. for metrics.
     pub observer: Option<Arc<dyn RpcObserver>>,
+    /// At connect, build and send one throwaway block (never made canonical) when the client's
+    /// first newPayload is slow (the quirk `slow_first_new_payload`: Reth), so the first slot
+    /// does not pay for it. Default `true`.
+    pub warm_up: bool,
 }
 
 impl ClientOptions {
@@ -77,6 +81,7 @@ impl ClientOptions {
             retry: config.retry,
             slot_deadline: Some(config.slot_duration()),
             observer: None,
+            warm_up: true,
         }
     }
 
@@ -93,6 +98,7 @@ impl ClientOptions {
             retry: config.retry,
             slot_deadline: None,
             observer: None,
+            warm_up: true,
         }
     }
 
@@ -137,6 +143,12 @@ impl ClientOptions {
     /// Bound the slot-path deadlines (forkchoiceUpdated, getPayload, newPayload) by `slot`.
     pub const fn with_slot_deadline(mut self, slot: Duration) -> Self {
         self.slot_deadline = Some(slot);
+        self
+    }
+
+    /// Whether to warm up a client whose first newPayload is slow (see [`Self::warm_up`]).
+    pub const fn with_warm_up(mut self, warm_up: bool) -> Self {
+        self.warm_up = warm_up;
         self
     }
 

@@ -31,11 +31,13 @@ pub fn test_engine_config(state_dir: &std::path::Path) -> EngineConfig {
 }
 
 /// Options for `mock` under `config`: its URL and secret, the mock's fork schedule, one fast
-/// retry of idempotent calls.
+/// retry of idempotent calls, no warm-up block at connect (the mock impersonates Reth, but its
+/// first newPayload is not slow: the tests count the calls and blocks they make).
 pub fn mock_client_options(mock: &MockExecutionLayer, config: &EngineConfig) -> ClientOptions {
     ClientOptions::new(mock.url(), mock.jwt_secret())
         .with_engine_config(config)
         .with_fork_schedule(mock.config().fork_schedule)
+        .with_warm_up(false)
         .with_retry(RetryConfig {
             max_retries: 1,
             initial_backoff_ms: 1,
