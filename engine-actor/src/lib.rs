@@ -52,7 +52,9 @@ pub use protocol::{
     BlockRef, CachesStatus, EngineEvent, EngineStatus, InFlightWrite, LatencyStats, PayloadRef,
     PreparationStats, WriterStatus,
 };
-pub use session::{CircuitBreaker, CircuitState, SessionStatus, is_connectivity_failure};
+pub use session::{
+    CircuitBreaker, CircuitChange, CircuitState, SessionStatus, is_connectivity_failure,
+};
 pub use supervisor::{ChildKind, EngineSystem};
 pub use telemetry::{
     TelemetryError, TelemetryGuard, init as init_telemetry,

@@ -13,8 +13,12 @@ use engine_types::EngineConfig;
 use tokio::sync::{broadcast, watch};
 
 use crate::{
-    EngineEvent, ForkchoiceSnapshot, WriterStatus, cache::CacheCounterSet, engine::EngineRef,
-    metrics::EngineMetrics, session::SessionSet, writer::WriterRef,
+    EngineEvent, ForkchoiceSnapshot, WriterStatus,
+    cache::CacheCounterSet,
+    engine::EngineRef,
+    metrics::EngineMetrics,
+    session::SessionSet,
+    writer::{PayloadStore, WriterRef},
 };
 
 /// Everything shared by the supervisor, its children and the handle.
@@ -43,6 +47,8 @@ pub(crate) struct Wiring {
     pub(crate) stopped: watch::Sender<Option<String>>,
     pub(crate) metrics: Arc<EngineMetrics>,
     pub(crate) cache_counters: Arc<CacheCounterSet>,
+    /// Payloads kept to catch up a client that lacks blocks (outlives writer restarts).
+    pub(crate) store: Arc<PayloadStore>,
 }
 
 impl Wiring {

@@ -26,8 +26,8 @@ use engine_actor::{
 };
 use engine_clients::{BuiltPayload, ClientOptions};
 use engine_testkit::{
-    ClientProfile, Fault, FaultRule, MockConfig, MockEngine, engine_slot, metric_sample, peg_in,
-    scrape_metrics, wait_for,
+    ClientProfile, Fault, FaultRule, MockConfig, MockEngine, engine_slot, metric_sample,
+    metric_sum, peg_in, scrape_metrics, wait_for,
 };
 use engine_types::{BuildPayloadRequest, EngineConfig, EngineError, RetryConfig, TimeoutConfig};
 use rstest::rstest;
@@ -236,7 +236,8 @@ async fn el_killed_and_restarted_mid_production_loses_no_committed_block() {
     );
     assert_eq!(
         metric_sample(&text, names::CONNECTION_STATUS, &endpoint),
-        1.0
+        0.0,
+        "a dead EL is not reported connected"
     );
 
     // Restart on the same port, with the first health probe slow enough to be seen half-open.
@@ -268,9 +269,21 @@ async fn el_killed_and_restarted_mid_production_loses_no_committed_block() {
         0.0,
         "closed"
     );
-    let changes = metric_sample(&text, names::CIRCUIT_BREAKER_STATE_CHANGES_TOTAL, &endpoint);
+    let changes = metric_sum(&text, names::CIRCUIT_BREAKER_STATE_CHANGES_TOTAL, &endpoint);
     // closed → open, (half-open → open) × n while down, half-open → closed.
     assert!(changes >= 2.0, "state changes counted: {changes}");
+    for (from, to) in [("closed", "open"), ("half_open", "closed")] {
+        let pair = format!("from_state=\"{from}\",to_state=\"{to}\"");
+        assert!(
+            text.lines().any(
+                |l| l.starts_with(names::CIRCUIT_BREAKER_STATE_CHANGES_TOTAL)
+                    && l.contains(&endpoint)
+                    && l.contains(&pair)
+                    && !l.ends_with(" 0")
+            ),
+            "{from} → {to} counted:\n{text}"
+        );
+    }
     assert!(
         metric_sample(&text, names::ERRORS_TOTAL, "error_type=\"unavailable\"") >= 1.0
             && metric_sample(&text, names::ERRORS_TOTAL, "error_type=\"transport\"") >= 1.0,
@@ -370,11 +383,12 @@ impl Slowness {
 }
 
 /// newPayload and forkchoiceUpdated change the EL: a timed-out one is not retried by the
-/// client. The node retries the commit; the EL then holds the block once and the engine's head
-/// moves once, whether or not the EL applied the late call.
+/// client, but its answer may have been lost after the EL applied it. The engine asks the EL
+/// what it did: applied (the answer came late) → the commit succeeds; not applied (the EL was
+/// still waiting) → a timeout, the state untouched, and the node's retry applies it once.
 #[rstest]
 #[tokio::test]
-async fn a_timed_out_commit_is_not_retried_and_its_retry_applies_once(
+async fn a_commit_whose_answer_never_comes_is_reconciled_with_what_the_el_did(
     #[values("engine_newPayload", "engine_forkchoiceUpdated")] method: &str,
     #[values(Slowness::BeforeProcessing, Slowness::AfterProcessing)] slowness: Slowness,
 ) {
@@ -386,41 +400,35 @@ async fn a_timed_out_commit_is_not_retried_and_its_retry_applies_once(
     f.mock
         .inject(FaultRule::new(slowness.fault()).on(method).times(1));
     f.mock.clear_requests();
-    let err = f
-        .engine
-        .commit_payload(built.execution_data.clone())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, EngineError::Timeout { after, .. } if *after == Duration::from_millis(SLOT_CALL_DEADLINE_MS)),
-        "{err:?}"
-    );
+    let result = f.engine.commit_payload(built.execution_data.clone()).await;
     assert_eq!(
         f.mock.requests_for(method).len(),
         1,
         "writes are not retried"
     );
-    assert_eq!(
-        f.forkchoice().await,
-        before,
-        "state untouched by a timed-out commit"
-    );
-    // Whatever the EL does with the late call has happened after this.
-    tokio::time::sleep(SLOW + Duration::from_millis(100)).await;
-    let el_head_meanwhile = f.mock.with_chain(|c| c.head());
-    if matches!(
-        (method, slowness),
-        ("engine_forkchoiceUpdated", Slowness::AfterProcessing)
-    ) {
-        // The one window where the EL is ahead of the engine: it applied a forkchoice whose
-        // answer never arrived. The engine keeps its last confirmed state until the retry.
-        assert_eq!(el_head_meanwhile, hash);
-    } else {
-        assert_eq!(el_head_meanwhile, before.head);
+    match slowness {
+        Slowness::AfterProcessing => {
+            // The EL applied the call: its head (or its block) says so, and the engine follows.
+            assert_eq!(result.expect("reconciled with the EL"), hash);
+        }
+        Slowness::BeforeProcessing => {
+            let err = result.unwrap_err();
+            assert!(
+                matches!(&err, EngineError::Timeout { after, .. } if *after == Duration::from_millis(SLOT_CALL_DEADLINE_MS)),
+                "{err:?}"
+            );
+            assert_eq!(
+                f.forkchoice().await,
+                before,
+                "state untouched by a commit the EL did not apply"
+            );
+            // The EL processes the abandoned call only if its caller still waits: it does not.
+            tokio::time::sleep(SLOW + Duration::from_millis(100)).await;
+            assert_eq!(f.mock.with_chain(|c| c.head()), before.head);
+            let again = f.engine.commit_payload(built.execution_data).await.unwrap();
+            assert_eq!(again, hash);
+        }
     }
-
-    let again = f.engine.commit_payload(built.execution_data).await.unwrap();
-    assert_eq!(again, hash);
     let after = f.forkchoice().await;
     assert_eq!(
         (after.head, after.head_number),
@@ -440,58 +448,68 @@ async fn a_timed_out_commit_is_not_retried_and_its_retry_applies_once(
     f.assert_consistent_with_el(&[first, hash]).await;
     f.assert_tree_intact().await;
     println!(
-        "{method} answering {slowness:?} after {SLOW:?} (deadline {SLOT_CALL_DEADLINE_MS} ms): timed out once, not retried by the client; EL head meanwhile {}; the retried commit applied once",
-        if el_head_meanwhile == hash {
-            "= the new block"
-        } else {
-            "unchanged"
+        "{method} answering {slowness:?} after {SLOW:?} (deadline {SLOT_CALL_DEADLINE_MS} ms): {}",
+        match slowness {
+            Slowness::AfterProcessing => "reconciled: the EL had applied it, the commit succeeded",
+            Slowness::BeforeProcessing =>
+                "timed out, not applied; the node's retry applied it once",
         }
     );
     f.system.shutdown().await;
 }
 
-/// The node gives up on a block whose forkchoiceUpdated answered too late (the EL applied it)
-/// and builds the next slot on its own head: that build's forkchoiceUpdated re-aligns the EL.
+/// A reorg whose forkchoiceUpdated is answered too late (EthereumJS answers its first reorg
+/// after 8 s, having moved its head at once): the engine finds the EL on the sibling and
+/// commits it; engine, state file and EL agree, and a restarted engine re-announces the
+/// sibling rather than rewinding the EL.
 #[tokio::test]
-async fn after_a_late_forkchoice_answer_the_next_slot_realigns_the_el() {
+async fn a_reorg_answered_late_ends_with_engine_state_file_and_el_on_the_sibling() {
     let f = chaos().await;
     let first = try_slot(&f.engine).await.expect("slot");
-    let abandoned = build(&f.engine).await.unwrap();
-    let abandoned_hash = abandoned.block_hash();
+    let head = try_slot(&f.engine).await.expect("slot");
+    // A sibling of the head: another block on `first`.
+    let ts = f.forkchoice().await.head_timestamp + 1;
+    let sibling = f
+        .engine
+        .build_payload(
+            BuildPayloadRequest::new(ts)
+                .with_parent(first)
+                .with_peg_ins(vec![peg_in(0xc5, 20)]),
+        )
+        .await
+        .unwrap();
+    let sibling_hash = sibling.block_hash();
+    assert_ne!(sibling_hash, head);
     f.mock.inject(
         FaultRule::new(Fault::LateAnswer(SLOW))
             .on("engine_forkchoiceUpdated")
             .times(1),
     );
-    let err = f
+    let committed = f
         .engine
-        .commit_payload(abandoned.execution_data)
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), "timeout", "{err:?}");
-    assert_eq!(
-        f.mock.with_chain(|c| c.head()),
-        abandoned_hash,
-        "the EL applied it"
-    );
-    assert_eq!(f.forkchoice().await.head, first, "the engine did not");
-    // The node moves on with a different block for the slot (the same request would rebuild
-    // the abandoned block exactly: builds are deterministic).
-    let ts = f.forkchoice().await.head_timestamp + 2;
-    let other = f
-        .engine
-        .build_payload(BuildPayloadRequest::new(ts).with_peg_ins(vec![peg_in(0xc5, 20)]))
+        .commit_payload(sibling.execution_data)
         .await
         .unwrap();
-    assert_ne!(other.block_hash(), abandoned_hash);
-    let next = f.engine.commit_payload(other.execution_data).await.unwrap();
-    f.assert_consistent_with_el(&[first, next]).await;
-    assert!(
-        !f.mock.with_chain(|c| c.is_ancestor(abandoned_hash, next)),
-        "the abandoned block is not on the chain"
+    assert_eq!(committed, sibling_hash);
+    assert_eq!(
+        f.mock.with_chain(|c| c.head()),
+        sibling_hash,
+        "the EL is on the sibling"
     );
-    assert_eq!(f.forkchoice().await.head_number, 2);
+    f.assert_consistent_with_el(&[first, sibling_hash]).await;
+    assert!(!f.mock.with_chain(|c| c.is_ancestor(head, sibling_hash)));
+
+    // Restart on the same state file: the sibling is re-announced, the EL stays on it.
+    let config = f.config.clone();
+    let options = f.options.clone();
     f.system.shutdown().await;
+    let system = EngineSystem::start_with_options(config, vec![options])
+        .await
+        .unwrap();
+    let reloaded = system.handle().forkchoice().await.unwrap();
+    assert_eq!(reloaded.head, sibling_hash);
+    assert_eq!(f.mock.with_chain(|c| c.head()), sibling_hash);
+    system.shutdown().await;
 }
 
 // --- c. broken answers at the actor level -----------------------------------------------------

@@ -6,8 +6,10 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use alloy_primitives::{Address, B256};
-use engine_actor::EngineHandle;
-use engine_testkit::{ClientProfile, MockConfig, MockEngine, engine_slot, scrape_metrics};
+use engine_actor::{BlockRef, EngineHandle};
+use engine_testkit::{
+    ClientProfile, Fault, FaultRule, MockConfig, MockEngine, engine_slot, scrape_metrics,
+};
 use engine_types::{AddBalance, BuildPayloadRequest, ConsensusAmount};
 use opentelemetry::trace::SpanKind;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
@@ -173,7 +175,7 @@ fn families(text: &str) -> String {
 async fn metric_families_after_a_scripted_run() {
     let mock_config = MockConfig::default().with_profile(ClientProfile::reth());
     let MockEngine {
-        mock: _mock,
+        mock,
         system,
         engine,
         dir: _dir,
@@ -204,6 +206,19 @@ async fn metric_families_after_a_scripted_run() {
     assert!(
         engine.finalize(B256::repeat_byte(0x99)).await.is_err(),
         "an error to count"
+    );
+    // A read whose retries all fail (the harness allows one retry).
+    mock.inject(
+        FaultRule::new(Fault::Http(503))
+            .on("eth_getBlockByHash")
+            .times(2),
+    );
+    assert!(
+        engine
+            .get_block(BlockRef::Hash(B256::repeat_byte(0x98)), false)
+            .await
+            .is_err(),
+        "a read that exhausts its retries"
     );
     let (addr, server) = system
         .serve_metrics("127.0.0.1:0".parse().unwrap())

@@ -24,9 +24,9 @@ pub use bridge::{
 };
 pub use harness::{
     MockEngine, RealEngine, Scripted, ScriptedCall, ScriptedClient, ScriptedMethod, Slot,
-    client_slot, engine_slot, engine_slot_after, funded_mock_config, metric_sample,
-    mock_client_options, mock_engine, peg_in, peg_ins, scrape_metrics, test_engine_config,
-    wait_for,
+    client_slot, engine_slot, engine_slot_after, funded_mock_config, http_get, metric_sample,
+    metric_sum, mock_client_options, mock_engine, peg_in, peg_ins, scrape_metrics,
+    test_engine_config, wait_for,
 };
 pub use launcher::{
     DEV_ACCOUNT, DEV_PRIVATE_KEY, GenesisOptions, LaunchError, RealClientKind, RealExecutionClient,

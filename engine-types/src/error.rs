@@ -215,6 +215,49 @@ pub enum EngineError {
         /// Why this client does so and how to change it (empty if unknown).
         hint: String,
     },
+    /// The execution clients disagree on a payload (VALID on one, INVALID on another) and the
+    /// policy refuses it: nothing was committed.
+    #[error(
+        "the execution clients disagree on payload {block_hash}: VALID on {valid_on}, INVALID on \
+         {invalid_on}; nothing was committed (one of them has a consensus bug: compare their \
+         versions and logs)"
+    )]
+    Disagreement {
+        /// The payload.
+        block_hash: B256,
+        /// Endpoints that answered VALID.
+        valid_on: String,
+        /// Endpoints that answered INVALID, with the reason.
+        invalid_on: String,
+    },
+    /// The execution client is on another chain than the configured one: its session is not
+    /// used.
+    #[error(
+        "the execution client at {endpoint} is on another chain: {field} is {found}, the \
+         configuration says {expected}; point the endpoint at the right client or fix `chain` \
+         in the configuration"
+    )]
+    WrongChain {
+        /// The endpoint.
+        endpoint: String,
+        /// What differs (`chain id`, `genesis hash`, `cancun time`, …).
+        field: String,
+        /// What the client reports.
+        found: String,
+        /// What the configuration says.
+        expected: String,
+    },
+    /// A client lacks more blocks of the engine's chain than one catch-up replays, or blocks
+    /// no source has.
+    #[error("cannot bring {endpoint} up to {target}: {reason}")]
+    CatchUpImpossible {
+        /// The endpoint.
+        endpoint: String,
+        /// The block it should reach.
+        target: B256,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// A successful answer without a value we need (e.g. no payload id after attributes).
     #[error("{method}: the execution client answered without {missing}")]
     MissingInResponse {
@@ -320,6 +363,7 @@ impl EngineError {
             Self::Auth { .. }
             | Self::JwtSecret { .. }
             | Self::Config { .. }
+            | Self::WrongChain { .. }
             | Self::UnsupportedFork { .. }
             | Self::MethodNotSupported { .. } => Severity::Critical,
             _ => Severity::Rejected,
@@ -352,6 +396,9 @@ impl EngineError {
             Self::Syncing { .. } => "syncing",
             Self::Accepted { .. } => "accepted",
             Self::HeadNotMoved { .. } => "head_not_moved",
+            Self::Disagreement { .. } => "disagreement",
+            Self::WrongChain { .. } => "wrong_chain",
+            Self::CatchUpImpossible { .. } => "catch_up_impossible",
             Self::MissingInResponse { .. } => "missing_in_response",
             Self::NotFound { .. } => "not_found",
             Self::InvalidRequest { .. } => "invalid_request",

@@ -19,8 +19,8 @@ mod request;
 pub use amount::{AddBalance, ConsensusAmount, PegIn, withdrawals_from_peg_ins};
 pub use client_kind::{ClientIdentity, ClientKind, IdentitySource};
 pub use config::{
-    CacheConfig, ENV_PREFIX, EndpointConfig, EngineConfig, HealthConfig, RetryConfig,
-    SupervisionConfig, TimeoutConfig,
+    CacheConfig, ChainConfig, DisagreementPolicy, ENV_PREFIX, EndpointConfig, EngineConfig,
+    HealthConfig, RecoveryConfig, RetryConfig, SupervisionConfig, TimeoutConfig,
 };
 pub use error::{EngineError, Severity, codes};
 pub use fork::{EngineMethod, Fork, ForkSchedule};

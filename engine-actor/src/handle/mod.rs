@@ -92,13 +92,22 @@ impl EngineHandle {
         }
     }
 
-    fn count_error<T>(&self, result: Result<T, EngineError>) -> Result<T, EngineError> {
-        if let Err(e) = &result {
-            self.wiring
-                .metrics
-                .errors
-                .with_label_values(&[e.kind()])
-                .inc();
+    fn count<T>(&self, op: &'static str, result: Result<T, EngineError>) -> Result<T, EngineError> {
+        let metrics = &self.wiring.metrics;
+        match &result {
+            Err(e) => {
+                metrics.errors.with_label_values(&[e.kind()]).inc();
+                metrics.operation_failures.with_label_values(&[op]).inc();
+                if matches!(e, EngineError::Timeout { .. }) {
+                    metrics.operation_timeouts.with_label_values(&[op]).inc();
+                }
+            }
+            Ok(_) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
+                metrics.last_success.with_label_values(&[op]).set(now);
+            }
         }
         result
     }
@@ -143,7 +152,7 @@ impl EngineHandle {
                     after: deadline,
                 })
             });
-        self.count_error(result)
+        self.count(op, result)
     }
 
     async fn write<T>(

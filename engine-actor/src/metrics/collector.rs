@@ -20,6 +20,7 @@ struct Families {
     cache_evictions: IntCounterVec,
     cache_entries: IntGaugeVec,
     circuit_changes: IntCounterVec,
+    circuit_rejections: IntCounterVec,
     circuit_state: IntGaugeVec,
     connection_status: IntGaugeVec,
     sync_progress: GaugeVec,
@@ -42,9 +43,16 @@ impl Families {
                 "cache",
             )?,
             cache_entries: gauge(CACHE_ENTRIES, "Cache entries by cache.", "cache")?,
-            circuit_changes: counter(
-                CIRCUIT_BREAKER_STATE_CHANGES_TOTAL,
-                "Circuit breaker state changes by endpoint.",
+            circuit_changes: IntCounterVec::new(
+                Opts::new(
+                    CIRCUIT_BREAKER_STATE_CHANGES_TOTAL,
+                    "Circuit breaker state changes by endpoint, from and to state.",
+                ),
+                &["endpoint", "from_state", "to_state"],
+            )?,
+            circuit_rejections: counter(
+                CIRCUIT_BREAKER_REJECTIONS_TOTAL,
+                "Calls refused without IO because the endpoint's circuit breaker was open.",
                 "endpoint",
             )?,
             circuit_state: gauge(
@@ -54,7 +62,7 @@ impl Families {
             )?,
             connection_status: gauge(
                 CONNECTION_STATUS,
-                "1 when the session to the endpoint is connected.",
+                "1 while the endpoint answers (connected, breaker not open, last call or poll without a connectivity error), else 0.",
                 "endpoint",
             )?,
             sync_progress: GaugeVec::new(
@@ -67,13 +75,14 @@ impl Families {
         })
     }
 
-    fn collectors(&self) -> [&dyn Collector; 8] {
+    fn collectors(&self) -> [&dyn Collector; 9] {
         [
             &self.cache_hits,
             &self.cache_misses,
             &self.cache_evictions,
             &self.cache_entries,
             &self.circuit_changes,
+            &self.circuit_rejections,
             &self.circuit_state,
             &self.connection_status,
             &self.sync_progress,
@@ -99,9 +108,23 @@ impl Families {
         for session in sessions.iter() {
             let s = session.borrow();
             let ep = s.endpoint.as_str();
-            self.circuit_changes
+            // Every possible change is exported from the start (at 0), so alerts have a series.
+            for (from, to) in [
+                (CircuitState::Closed, CircuitState::Open),
+                (CircuitState::HalfOpen, CircuitState::Open),
+                (CircuitState::HalfOpen, CircuitState::Closed),
+            ] {
+                self.circuit_changes
+                    .with_label_values(&[ep, from.label(), to.label()]);
+            }
+            for change in &s.circuit_changes {
+                self.circuit_changes
+                    .with_label_values(&[ep, change.from.label(), change.to.label()])
+                    .inc_by(change.count);
+            }
+            self.circuit_rejections
                 .with_label_values(&[ep])
-                .inc_by(s.circuit_transitions);
+                .inc_by(s.breaker_rejections);
             let state = match s.circuit {
                 CircuitState::Closed => 0,
                 CircuitState::HalfOpen => 1,
@@ -110,7 +133,7 @@ impl Families {
             self.circuit_state.with_label_values(&[ep]).set(state);
             self.connection_status
                 .with_label_values(&[ep])
-                .set(i64::from(s.connected));
+                .set(i64::from(s.is_reachable()));
             if let Some(sync) = s.sync {
                 self.sync_progress
                     .with_label_values(&[ep])

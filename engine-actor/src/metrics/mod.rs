@@ -13,8 +13,8 @@ use std::time::Duration;
 use engine_clients::RpcObserver;
 use engine_types::EngineError;
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 use tracing::warn;
 
@@ -39,6 +39,17 @@ pub mod names {
     pub const RPC_DURATION: &str = "engine_rpc_duration_seconds";
     /// Failed requests by error type.
     pub const ERRORS_TOTAL: &str = "engine_errors_total";
+    /// Failed requests by operation (`build_payload`, `get_block`, …).
+    pub const OPERATION_FAILURES_TOTAL: &str = "engine_operation_failures_total";
+    /// Requests that ran out of time, by operation.
+    pub const OPERATION_TIMEOUTS_TOTAL: &str = "engine_operation_timeouts_total";
+    /// Retries per idempotent JSON-RPC call, by method.
+    pub const OPERATION_RETRIES: &str = "engine_operation_retries";
+    /// Idempotent JSON-RPC calls that failed after their last retry, by method.
+    pub const OPERATION_EXHAUSTED_RETRIES_TOTAL: &str = "engine_operation_exhausted_retries_total";
+    /// Unix time of each operation's last success.
+    pub const LAST_SUCCESSFUL_OPERATION_TIMESTAMP: &str =
+        "engine_last_successful_operation_timestamp";
     /// Cache hits by cache.
     pub const CACHE_HITS_TOTAL: &str = "engine_cache_hits_total";
     /// Cache misses by cache.
@@ -47,31 +58,40 @@ pub mod names {
     pub const CACHE_EVICTIONS_TOTAL: &str = "engine_cache_evictions_total";
     /// Cache entries by cache.
     pub const CACHE_ENTRIES: &str = "engine_cache_entries";
-    /// Circuit breaker state changes by endpoint.
+    /// Circuit breaker state changes by endpoint and from/to state.
     pub const CIRCUIT_BREAKER_STATE_CHANGES_TOTAL: &str =
         "engine_circuit_breaker_state_changes_total";
+    /// Calls refused without IO because the endpoint's breaker was open.
+    pub const CIRCUIT_BREAKER_REJECTIONS_TOTAL: &str = "engine_circuit_breaker_rejections_total";
     /// Circuit breaker state by endpoint (0 closed, 1 half-open, 2 open).
     pub const CIRCUIT_BREAKER_STATE: &str = "engine_circuit_breaker_state";
-    /// 1 when the session is connected, else 0.
+    /// 1 while the endpoint answers (connected, breaker not open, last call or poll fine),
+    /// else 0.
     pub const CONNECTION_STATUS: &str = "engine_connection_status";
     /// Sync progress of each execution client (100 when synced).
     pub const SYNC_PROGRESS_PERCENT: &str = "engine_sync_progress_percent";
     /// Committed payload size (RLP bytes).
     pub const PAYLOAD_SIZE_BYTES: &str = "engine_payload_size_bytes";
     /// Transactions per committed payload.
-    pub const PAYLOAD_TRANSACTIONS: &str = "engine_payload_transactions";
+    pub const TRANSACTION_COUNT_PER_BLOCK: &str = "engine_transaction_count_per_block";
     /// Gas used per committed payload.
-    pub const PAYLOAD_GAS_USED: &str = "engine_payload_gas_used";
+    pub const GAS_USED_PER_BLOCK: &str = "engine_gas_used_per_block";
     /// Payload preparations by outcome (made, used, wasted, unknown_to_el).
     pub const PREPARATIONS_TOTAL: &str = "engine_payload_preparations_total";
     /// Child restarts by child.
     pub const ACTOR_RESTARTS_TOTAL: &str = "engine_actor_restarts_total";
-    /// Current migration mode (set by engine-migration; 0 when no migration runs).
+    /// Current migration mode, as ALYS-008 numbers them (0 legacy, 1 shadow, 2 canary, 3
+    /// parallel, 4 actor primary, 5 actor only; set by engine-migration).
     pub const MIGRATION_MODE: &str = "engine_migration_mode";
     /// Migration health score 0–100 (set by engine-migration).
     pub const MIGRATION_HEALTH_SCORE: &str = "engine_migration_health_score";
     /// Every state-changing request, by operation and outcome.
     pub const WRITE_DURATION: &str = "engine_write_duration_seconds";
+    /// Payloads the execution clients disagreed on, by what the policy did (refused,
+    /// followed).
+    pub const DISAGREEMENTS_TOTAL: &str = "engine_el_disagreements_total";
+    /// Blocks replayed into execution clients that lacked them.
+    pub const BLOCKS_REPLAYED_TOTAL: &str = "engine_blocks_replayed_total";
 
     /// Every family the engine exports.
     pub const ALL: &[&str] = &[
@@ -89,18 +109,34 @@ pub mod names {
         CACHE_EVICTIONS_TOTAL,
         CACHE_ENTRIES,
         CIRCUIT_BREAKER_STATE_CHANGES_TOTAL,
+        CIRCUIT_BREAKER_REJECTIONS_TOTAL,
         CIRCUIT_BREAKER_STATE,
         CONNECTION_STATUS,
         SYNC_PROGRESS_PERCENT,
         PAYLOAD_SIZE_BYTES,
-        PAYLOAD_TRANSACTIONS,
-        PAYLOAD_GAS_USED,
+        TRANSACTION_COUNT_PER_BLOCK,
+        GAS_USED_PER_BLOCK,
+        OPERATION_FAILURES_TOTAL,
+        OPERATION_TIMEOUTS_TOTAL,
+        OPERATION_RETRIES,
+        OPERATION_EXHAUSTED_RETRIES_TOTAL,
+        LAST_SUCCESSFUL_OPERATION_TIMESTAMP,
         PREPARATIONS_TOTAL,
         ACTOR_RESTARTS_TOTAL,
         MIGRATION_MODE,
         MIGRATION_HEALTH_SCORE,
+        DISAGREEMENTS_TOTAL,
+        BLOCKS_REPLAYED_TOTAL,
     ];
 }
+
+/// The operations of a slot, whose failure and timeout counters exist from the start.
+const SLOT_PATH_OPERATIONS: [&str; 4] = [
+    "build_payload",
+    "prepare_payload",
+    "commit_payload",
+    "finalize_block",
+];
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0,
@@ -117,12 +153,19 @@ pub struct EngineMetrics {
     pub(crate) write_duration: HistogramVec,
     rpc_duration: HistogramVec,
     pub(crate) errors: IntCounterVec,
+    pub(crate) operation_failures: IntCounterVec,
+    pub(crate) operation_timeouts: IntCounterVec,
+    operation_retries: HistogramVec,
+    operation_exhausted_retries: IntCounterVec,
+    pub(crate) last_success: GaugeVec,
     pub(crate) commit_duration: prometheus::Histogram,
     pub(crate) finalize_duration: prometheus::Histogram,
     payload_size: prometheus::Histogram,
-    payload_transactions: prometheus::Histogram,
-    payload_gas_used: prometheus::Histogram,
+    transactions_per_block: prometheus::Histogram,
+    gas_used_per_block: prometheus::Histogram,
     pub(crate) preparations: IntCounterVec,
+    pub(crate) disagreements: IntCounterVec,
+    pub(crate) blocks_replayed: IntCounter,
     pub(crate) restarts: IntCounterVec,
     /// Set by engine-migration.
     pub migration_mode: IntGauge,
@@ -192,7 +235,7 @@ impl EngineMetrics {
         use names::*;
         let r = Registrar(&registry);
         let latency = || LATENCY_BUCKETS.to_vec();
-        Ok(Self {
+        let metrics = Self {
             blocks_built: r.counter(BLOCKS_BUILT_TOTAL, "Blocks built (getPayload answered).")?,
             blocks_committed: r.counter(
                 BLOCKS_COMMITTED_TOTAL,
@@ -222,6 +265,34 @@ impl EngineMetrics {
                 "Failed engine requests by error type.",
                 &["error_type"],
             )?,
+            operation_failures: r.counters(
+                OPERATION_FAILURES_TOTAL,
+                "Failed engine requests by operation.",
+                &["operation"],
+            )?,
+            operation_timeouts: r.counters(
+                OPERATION_TIMEOUTS_TOTAL,
+                "Engine requests that ran out of time, by operation.",
+                &["operation"],
+            )?,
+            operation_retries: r.histograms(
+                OPERATION_RETRIES,
+                "Retries per idempotent JSON-RPC call, by method.",
+                &["operation"],
+                vec![0.0, 1.0, 2.0, 3.0, 5.0, 10.0],
+            )?,
+            operation_exhausted_retries: r.counters(
+                OPERATION_EXHAUSTED_RETRIES_TOTAL,
+                "Idempotent JSON-RPC calls that still failed after their last retry, by method.",
+                &["operation"],
+            )?,
+            last_success: r.add(GaugeVec::new(
+                Opts::new(
+                    LAST_SUCCESSFUL_OPERATION_TIMESTAMP,
+                    "Unix time of the last success of each operation.",
+                ),
+                &["operation"],
+            )?)?,
             commit_duration: r.histogram(
                 COMMIT_DURATION,
                 "Time to commit a block (newPayload + forkchoiceUpdated + persist).",
@@ -237,13 +308,13 @@ impl EngineMetrics {
                 "Committed payload size (RLP bytes).",
                 prometheus::exponential_buckets(512.0, 4.0, 8)?,
             )?,
-            payload_transactions: r.histogram(
-                PAYLOAD_TRANSACTIONS,
+            transactions_per_block: r.histogram(
+                TRANSACTION_COUNT_PER_BLOCK,
                 "Transactions per committed payload.",
                 prometheus::exponential_buckets(1.0, 4.0, 8)?,
             )?,
-            payload_gas_used: r.histogram(
-                PAYLOAD_GAS_USED,
+            gas_used_per_block: r.histogram(
+                GAS_USED_PER_BLOCK,
                 "Gas used per committed payload.",
                 prometheus::exponential_buckets(21_000.0, 4.0, 8)?,
             )?,
@@ -252,6 +323,15 @@ impl EngineMetrics {
                 "Payload preparations by outcome.",
                 &["outcome"],
             )?,
+            disagreements: r.counters(
+                DISAGREEMENTS_TOTAL,
+                "Payloads VALID on one execution client and INVALID on another, by what the policy did.",
+                &["outcome"],
+            )?,
+            blocks_replayed: r.counter(
+                BLOCKS_REPLAYED_TOTAL,
+                "Blocks replayed into execution clients that lacked them.",
+            )?,
             restarts: r.counters(
                 ACTOR_RESTARTS_TOTAL,
                 "Child actor restarts by child.",
@@ -259,14 +339,23 @@ impl EngineMetrics {
             )?,
             migration_mode: r.add(IntGauge::new(
                 MIGRATION_MODE,
-                "Current migration mode (0 when no migration runs).",
+                "Current migration mode (0=legacy, 1=shadow, 2=canary, 3=parallel, 4=primary, 5=actor-only).",
             )?)?,
             migration_health_score: r.add(Gauge::new(
                 MIGRATION_HEALTH_SCORE,
                 "Migration health score, 0-100.",
             )?)?,
             registry,
-        })
+        };
+        // Exported at zero from the start, so an alert on them has a series to watch.
+        for outcome in ["refused", "followed"] {
+            metrics.disagreements.with_label_values(&[outcome]);
+        }
+        for op in SLOT_PATH_OPERATIONS {
+            metrics.operation_failures.with_label_values(&[op]);
+            metrics.operation_timeouts.with_label_values(&[op]);
+        }
+        Ok(metrics)
     }
 
     /// The registry (e.g. to add the node's own metrics or to gather).
@@ -277,8 +366,8 @@ impl EngineMetrics {
     /// Count a committed payload's size, transactions and gas.
     pub(crate) fn observe_payload(&self, size_bytes: usize, transactions: usize, gas_used: u64) {
         self.payload_size.observe(size_bytes as f64);
-        self.payload_transactions.observe(transactions as f64);
-        self.payload_gas_used.observe(gas_used as f64);
+        self.transactions_per_block.observe(transactions as f64);
+        self.gas_used_per_block.observe(gas_used as f64);
     }
 
     /// The text exposition format of everything in the registry.
@@ -297,5 +386,16 @@ impl RpcObserver for EngineMetrics {
         self.rpc_duration
             .with_label_values(&[method, outcome])
             .observe(elapsed.as_secs_f64());
+    }
+
+    fn retried(&self, method: &str, retries: usize, exhausted: bool) {
+        self.operation_retries
+            .with_label_values(&[method])
+            .observe(retries as f64);
+        if exhausted {
+            self.operation_exhausted_retries
+                .with_label_values(&[method])
+                .inc();
+        }
     }
 }

@@ -68,6 +68,12 @@ pub struct WriterStatus {
     pub init_error: Option<String>,
     /// Payload preparation ahead of the slot.
     pub preparation: PreparationStats,
+    /// Payloads the execution clients disagreed on (VALID on one, INVALID on another).
+    pub disagreements: u64,
+    /// The last of them: which payload, who said what, and what the policy did.
+    pub last_disagreement: Option<String>,
+    /// Blocks replayed into execution clients that lacked them.
+    pub blocks_replayed: u64,
 }
 
 /// Everything `status()` reports.

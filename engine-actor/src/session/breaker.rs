@@ -6,7 +6,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 /// Breaker position, as reported in status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CircuitState {
     /// Calls flow.
@@ -15,6 +15,42 @@ pub enum CircuitState {
     Open,
     /// One probe call is allowed; its outcome closes or reopens the breaker.
     HalfOpen,
+}
+
+impl CircuitState {
+    /// The metric label: `closed`, `open`, `half_open`.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
+        }
+    }
+}
+
+/// How often the breaker went from one state to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct CircuitChange {
+    /// The state it left.
+    pub from: CircuitState,
+    /// The state it entered.
+    pub to: CircuitState,
+    /// How many times.
+    pub count: u64,
+}
+
+/// Adds `n` changes from → to into `changes`.
+pub(crate) fn add_change(
+    changes: &mut Vec<CircuitChange>,
+    from: CircuitState,
+    to: CircuitState,
+    n: u64,
+) {
+    match changes.iter_mut().find(|c| c.from == from && c.to == to) {
+        Some(change) => change.count += n,
+        None => changes.push(CircuitChange { from, to, count: n }),
+    }
 }
 
 /// Consecutive-failure circuit breaker on tokio time (so tests can pause the clock).
@@ -26,6 +62,7 @@ pub struct CircuitBreaker {
     opened_at: Option<Instant>,
     probe_in_flight: bool,
     transitions: u64,
+    changes: Vec<CircuitChange>,
 }
 
 impl CircuitBreaker {
@@ -38,6 +75,7 @@ impl CircuitBreaker {
             opened_at: None,
             probe_in_flight: false,
             transitions: 0,
+            changes: Vec::new(),
         }
     }
 
@@ -50,9 +88,19 @@ impl CircuitBreaker {
         }
     }
 
-    /// How many times the state changed (for the state-change metric).
+    /// How many times the state changed.
     pub const fn transitions(&self) -> u64 {
         self.transitions
+    }
+
+    /// The state changes by from → to (for the state-change metric).
+    pub fn changes(&self) -> &[CircuitChange] {
+        &self.changes
+    }
+
+    fn changed(&mut self, from: CircuitState, to: CircuitState) {
+        self.transitions += 1;
+        add_change(&mut self.changes, from, to, 1);
     }
 
     /// Whether a call may go out now. In half-open only one probe is let through.
@@ -77,7 +125,8 @@ impl CircuitBreaker {
     /// Record a call that reached the client and got an answer.
     pub fn record_success(&mut self) {
         if self.opened_at.is_some() {
-            self.transitions += 1;
+            let from = self.state();
+            self.changed(from, CircuitState::Closed);
         }
         self.consecutive_failures = 0;
         self.opened_at = None;
@@ -88,12 +137,12 @@ impl CircuitBreaker {
     pub fn record_failure(&mut self) {
         self.probe_in_flight = false;
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-        let half_open = self.state() == CircuitState::HalfOpen;
-        if half_open
+        let from = self.state();
+        if from == CircuitState::HalfOpen
             || (self.opened_at.is_none() && self.consecutive_failures >= self.failure_threshold)
         {
             self.opened_at = Some(Instant::now());
-            self.transitions += 1;
+            self.changed(from, CircuitState::Open);
         }
     }
 }
@@ -124,5 +173,14 @@ mod tests {
         b.record_success();
         assert_eq!(b.state(), CircuitState::Closed);
         assert_eq!(b.transitions(), 3);
+        let count = |from, to| {
+            b.changes()
+                .iter()
+                .find(|c| c.from == from && c.to == to)
+                .map_or(0, |c| c.count)
+        };
+        assert_eq!(count(CircuitState::Closed, CircuitState::Open), 1);
+        assert_eq!(count(CircuitState::HalfOpen, CircuitState::Open), 1);
+        assert_eq!(count(CircuitState::HalfOpen, CircuitState::Closed), 1);
     }
 }

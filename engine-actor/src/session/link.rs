@@ -12,7 +12,10 @@ use engine_types::EngineError;
 use tokio::sync::watch;
 use tracing::info;
 
-use super::{CircuitBreaker, CircuitState, SessionStatus};
+use super::{
+    CircuitBreaker, CircuitState, SessionStatus,
+    breaker::{CircuitChange, add_change},
+};
 
 /// Whether an error means the endpoint is unreachable or misbehaving (counts against the
 /// breaker), as opposed to an answer the EL chose to give.
@@ -33,8 +36,11 @@ pub(crate) struct LinkHealth {
     endpoint: String,
     breaker: Mutex<CircuitBreaker>,
     status: Option<Arc<watch::Sender<SessionStatus>>>,
-    /// Breaker changes made before this session (re)started: the published count never drops.
+    /// Breaker changes made before this session (re)started: the published counts never drop.
     transitions_before: u64,
+    changes_before: Vec<CircuitChange>,
+    /// Calls refused while the breaker was open.
+    rejections: std::sync::atomic::AtomicU64,
 }
 
 impl LinkHealth {
@@ -46,14 +52,22 @@ impl LinkHealth {
         open_for: Duration,
         status: Option<Arc<watch::Sender<SessionStatus>>>,
     ) -> Self {
-        let transitions_before = status
-            .as_ref()
-            .map_or(0, |s| s.borrow().circuit_transitions);
+        let (transitions_before, changes_before, rejections_before) =
+            status.as_ref().map_or((0, Vec::new(), 0), |s| {
+                let s = s.borrow();
+                (
+                    s.circuit_transitions,
+                    s.circuit_changes.clone(),
+                    s.breaker_rejections,
+                )
+            });
         Self {
             endpoint,
             breaker: Mutex::new(CircuitBreaker::new(failure_threshold, open_for)),
             status,
             transitions_before,
+            changes_before,
+            rejections: std::sync::atomic::AtomicU64::new(rejections_before),
         }
     }
 
@@ -99,11 +113,25 @@ impl LinkHealth {
         let Some(status) = &self.status else {
             return;
         };
-        let transitions = self.transitions_before + self.breaker().transitions();
+        let (transitions, mut changes) = {
+            let b = self.breaker();
+            (
+                self.transitions_before + b.transitions(),
+                b.changes().to_vec(),
+            )
+        };
+        for before in &self.changes_before {
+            add_change(&mut changes, before.from, before.to, before.count);
+        }
+        let rejections = self.rejections.load(std::sync::atomic::Ordering::Relaxed);
         status.send_if_modified(|s| {
-            let changed = s.circuit != state || s.circuit_transitions != transitions;
+            let changed = s.circuit != state
+                || s.circuit_transitions != transitions
+                || s.breaker_rejections != rejections;
             s.circuit = state;
             s.circuit_transitions = transitions;
+            s.circuit_changes = changes;
+            s.breaker_rejections = rejections;
             changed
         });
     }
@@ -156,6 +184,11 @@ impl<C: ExecutionClient> SessionLink<C> {
         self.index
     }
 
+    /// The client's Engine API URL.
+    pub(crate) fn endpoint(&self) -> &str {
+        self.client.endpoint()
+    }
+
     /// What is special about the connected client.
     pub(crate) fn quirks(&self) -> engine_clients::Quirks {
         self.client.quirks()
@@ -169,6 +202,11 @@ impl<C: ExecutionClient> SessionLink<C> {
         Fut: Future<Output = Result<T, EngineError>>,
     {
         if !self.health.try_acquire() {
+            self.health
+                .rejections
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let state = self.health.breaker().state();
+            self.health.publish(state);
             return Err(EngineError::Unavailable {
                 reason: format!(
                     "circuit breaker open for {}; the execution client failed repeatedly",

@@ -9,7 +9,7 @@ mod status;
 
 use std::{sync::Arc, time::Duration};
 
-pub use breaker::{CircuitBreaker, CircuitState};
+pub use breaker::{CircuitBreaker, CircuitChange, CircuitState};
 use engine_clients::{
     Capabilities, ClientOptions, ExecutionClient, HttpExecutionClient, SyncState,
 };

@@ -41,6 +41,14 @@ impl SessionSet {
             .collect()
     }
 
+    /// The writable sessions' links in endpoint order (the first is the primary).
+    pub(crate) fn writable_links(&self) -> Vec<SessionLink> {
+        self.0
+            .iter()
+            .filter_map(|s| s.borrow().writable_link())
+            .collect()
+    }
+
     /// Every session's status now.
     pub(crate) fn statuses(&self) -> Vec<SessionStatus> {
         self.0.iter().map(|s| s.borrow().clone()).collect()

@@ -4,7 +4,7 @@ use engine_clients::{Capabilities, SyncState};
 use engine_types::ClientIdentity;
 use serde::Serialize;
 
-use super::{CircuitState, SessionLink, SessionRef};
+use super::{CircuitChange, CircuitState, SessionLink, SessionRef};
 
 /// What a session publishes about itself (read by the engine, the writer, the poller, the
 /// metrics collector and `status()`).
@@ -31,6 +31,10 @@ pub struct SessionStatus {
     pub circuit: CircuitState,
     /// Circuit breaker state changes since the engine started (across session restarts).
     pub circuit_transitions: u64,
+    /// The same, by from → to.
+    pub circuit_changes: Vec<CircuitChange>,
+    /// Calls refused without IO because the breaker was open.
+    pub breaker_rejections: u64,
     /// Last `eth_syncing` answer.
     pub sync: Option<SyncState>,
     /// Last connectivity error.
@@ -50,6 +54,8 @@ impl SessionStatus {
             capabilities: Capabilities::unknown(),
             circuit: CircuitState::Closed,
             circuit_transitions: 0,
+            circuit_changes: Vec::new(),
+            breaker_rejections: 0,
             sync: None,
             last_error: None,
         }
@@ -61,6 +67,23 @@ impl SessionStatus {
             && self.connected
             && self.circuit != CircuitState::Open
             && self.sync.is_none_or(|s| s.is_synced())
+    }
+
+    /// Whether the endpoint answers right now: connected, breaker not open, last call or poll
+    /// without a connectivity error (`engine_connection_status`).
+    pub fn is_reachable(&self) -> bool {
+        self.connected && self.circuit != CircuitState::Open && self.last_error.is_none()
+    }
+
+    /// Usable for writes: connected and breaker not open, synced or not (a client that is
+    /// behind is caught up by the writes themselves).
+    pub fn is_writable(&self) -> bool {
+        self.link.is_some() && self.connected && self.circuit != CircuitState::Open
+    }
+
+    /// The link, when the session is writable.
+    pub(crate) fn writable_link(&self) -> Option<SessionLink> {
+        self.is_writable().then(|| self.link.clone()).flatten()
     }
 
     /// The link, when the session is healthy.

@@ -113,6 +113,7 @@ impl EngineSupervisor {
                     status: Arc::clone(&wiring.writer_status),
                     engine: wiring.engine.subscribe(),
                     queued_writes: Arc::clone(&wiring.queued_writes),
+                    store: Arc::clone(&wiring.store),
                 };
                 let (writer, _) = Actor::spawn_linked(None, Writer, args, supervisor).await?;
                 wiring.writer.send_replace(Some(writer.clone()));

@@ -14,6 +14,7 @@ use crate::{
     metrics::{EngineMetrics, StatusCollector},
     session::SessionSet,
     wiring::Wiring,
+    writer::PayloadStore,
 };
 
 /// Capacity of the peg-out event channel (a subscriber further behind misses events).
@@ -99,6 +100,7 @@ impl EngineSystem {
             .map_err(|e| EngineError::Unavailable {
                 reason: format!("cannot register the status metrics: {e}"),
             })?;
+        let store = Arc::new(PayloadStore::new(config.recovery.stored_payloads));
         let wiring = Arc::new(Wiring {
             config: Arc::new(config),
             client_options,
@@ -108,6 +110,7 @@ impl EngineSystem {
             engine: Arc::new(watch::channel(None).0),
             writer: watch::channel(None).0,
             queued_writes: Default::default(),
+            store,
             events: broadcast::channel(EVENT_CAPACITY).0,
             escalation: watch::channel(None).0,
             stopped: watch::channel(None).0,

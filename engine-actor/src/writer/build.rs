@@ -1,23 +1,46 @@
 //! Building payloads: the attributes a request turns into, the forkchoiceUpdated that starts a
-//! build, and preparation ahead of the slot (a later identical build only calls getPayload).
+//! build on every session, preparation ahead of the slot (a later identical build only calls
+//! getPayload), and a getPayload hedged on a secondary when the primary cannot deliver in time.
 
 use alloy_primitives::B256;
 use alloy_rpc_types_engine::{ForkchoiceState, PayloadAttributes, PayloadId};
 use engine_clients::{BuiltPayload, ExecutionClient};
 use engine_types::{BuildPayloadRequest, EngineError, withdrawals_from_peg_ins};
+use futures_util::future::join_all;
 use tokio::time::Instant;
-use tracing::debug;
+use tracing::{debug, warn};
 
-use super::env::{Changes, WriteEnv, block_header, forkchoice_everywhere, require_fcu_valid};
+use super::{
+    catch_up::catch_up,
+    env::{Changes, WriteEnv, block_header, forkchoice_everywhere, require_fcu_valid},
+};
+use crate::session::{SessionLink, is_connectivity_failure};
+
+/// A build started on one session: which session, and the payload id it gave.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionBuild {
+    /// The session's position in the endpoint list.
+    pub(crate) session: usize,
+    /// Its payload id.
+    pub(crate) payload_id: PayloadId,
+}
 
 /// A forkchoiceUpdated with attributes sent ahead of the slot, and what it was for.
 #[derive(Debug, Clone)]
 pub(crate) struct Prepared {
     pub(crate) parent: B256,
     pub(crate) attributes: PayloadAttributes,
-    pub(crate) payload_id: PayloadId,
-    /// When the EL started building it.
+    /// The builds it started, in endpoint order (the primary's first, when it answered).
+    pub(crate) builds: Vec<SessionBuild>,
+    /// When the ELs started building.
     pub(crate) started: Instant,
+}
+
+impl Prepared {
+    /// The payload id the first session gave (what `prepare_payload` answers).
+    pub(crate) fn payload_id(&self) -> Option<PayloadId> {
+        self.builds.first().map(|b| b.payload_id)
+    }
 }
 
 /// What a write did to the preparation.
@@ -76,21 +99,27 @@ pub(crate) async fn attributes_for<C: ExecutionClient>(
     Ok((parent, attributes))
 }
 
-/// forkchoiceUpdated(head = parent, attributes) on the primary → the payload id.
-async fn start_build<C: ExecutionClient>(
+/// forkchoiceUpdated(head = parent, attributes) on one session (caught up and asked again if it
+/// lacks the parent) → its payload id.
+async fn start_build_on<C: ExecutionClient>(
     env: &WriteEnv<C>,
-    parent: B256,
-    attributes: PayloadAttributes,
+    link: &SessionLink<C>,
+    state: ForkchoiceState,
+    attributes: &PayloadAttributes,
 ) -> Result<PayloadId, EngineError> {
-    let state = ForkchoiceState {
-        head_block_hash: parent,
-        safe_block_hash: env.snapshot.safe,
-        finalized_block_hash: env.snapshot.finalized,
+    let parent = state.head_block_hash;
+    let call = || {
+        let attributes = attributes.clone();
+        link.call(|c| async move { c.forkchoice_updated(state, Some(attributes)).await })
     };
-    let updated = env
-        .primary
-        .call(|c| async move { c.forkchoice_updated(state, Some(attributes)).await })
-        .await?;
+    let mut updated = call().await?;
+    if updated.payload_status.is_syncing()
+        && catch_up(env, link, parent, env.secondary_budget(link))
+            .await?
+            .complete
+    {
+        updated = call().await?;
+    }
     require_fcu_valid(&updated, parent)?;
     updated
         .payload_id
@@ -101,10 +130,118 @@ async fn start_build<C: ExecutionClient>(
                 if parent == env.snapshot.head {
                     ""
                 } else {
-                    env.primary.quirks().build_on_ancestor_hint()
+                    link.quirks().build_on_ancestor_hint()
                 }
             ),
         })
+}
+
+/// forkchoiceUpdated(head = parent, attributes) on every session, so each builds the slot and
+/// a secondary can deliver it when the primary cannot. The first session that answered decides
+/// success (a refusal there is the build's error); sessions that failed are left out.
+async fn start_build<C: ExecutionClient>(
+    env: &WriteEnv<C>,
+    parent: B256,
+    attributes: &PayloadAttributes,
+) -> Result<Vec<SessionBuild>, EngineError> {
+    let state = ForkchoiceState {
+        head_block_hash: parent,
+        safe_block_hash: env.snapshot.safe,
+        finalized_block_hash: env.snapshot.finalized,
+    };
+    let calls = env
+        .all
+        .iter()
+        .map(|link| start_build_on(env, link, state, attributes));
+    let results = join_all(calls).await;
+    let mut builds = Vec::new();
+    let mut first_error = None;
+    for (link, result) in env.all.iter().zip(results) {
+        match result {
+            Ok(payload_id) => builds.push(SessionBuild {
+                session: link.index(),
+                payload_id,
+            }),
+            // Only a session that could not be reached is passed over: a refusal from the
+            // first one that answered is the answer.
+            Err(e) if builds.is_empty() && !is_connectivity_failure(&e) => return Err(e),
+            Err(e) => {
+                warn!(session = link.index(), endpoint = link.endpoint(), error = %e, "this execution client could not start the build");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if builds.is_empty() {
+        return Err(first_error.unwrap_or_else(|| EngineError::Unavailable {
+            reason: "no execution client session".into(),
+        }));
+    }
+    Ok(builds)
+}
+
+/// getPayload from the first build; if that session fails to answer, from the next, and if it
+/// has not answered after `recovery.hedge_after_ms`, from the next one too (the first answer
+/// wins). One session: a plain getPayload.
+async fn get_payload_hedged<C: ExecutionClient>(
+    env: &WriteEnv<C>,
+    builds: &[SessionBuild],
+    timestamp: u64,
+    root: Option<B256>,
+) -> Result<BuiltPayload, EngineError> {
+    let get = |build: &SessionBuild| {
+        let session = build.session;
+        let link = env.all.iter().find(|l| l.index() == session).cloned();
+        let payload_id = build.payload_id;
+        async move {
+            let link = link.ok_or_else(|| EngineError::Unavailable {
+                reason: format!("session {session} is no longer usable"),
+            })?;
+            link.call(move |c| async move { c.get_payload(payload_id, timestamp, root).await })
+                .await
+        }
+    };
+    let Some((first, rest)) = builds.split_first() else {
+        return Err(EngineError::Unavailable {
+            reason: "no build was started".into(),
+        });
+    };
+    let primary = get(first);
+    if rest.is_empty() {
+        return primary.await;
+    }
+    tokio::pin!(primary);
+    let early = tokio::select! {
+        answer = &mut primary => Some(answer),
+        () = tokio::time::sleep(env.config.recovery.hedge_after(env.config.slot_duration_ms)) => None,
+    };
+    match early {
+        Some(Ok(built)) => Ok(built),
+        Some(Err(e)) if !is_connectivity_failure(&e) => Err(e),
+        Some(Err(e)) => {
+            warn!(error = %e, "the primary could not deliver the payload; taking a secondary's");
+            for build in rest {
+                if let Ok(built) = get(build).await {
+                    return Ok(built);
+                }
+            }
+            Err(e)
+        }
+        None => {
+            debug!("the primary is slow to deliver the payload; asking a secondary too");
+            let secondary = get(&rest[0]);
+            tokio::pin!(secondary);
+            tokio::select! {
+                answer = &mut primary => match answer {
+                    Ok(built) => Ok(built),
+                    Err(_) => secondary.await,
+                },
+                answer = &mut secondary => match answer {
+                    Ok(built) => Ok(built),
+                    Err(_) => primary.await,
+                },
+            }
+        }
+    }
 }
 
 /// A build on another block than the engine's head made that block the EL's head (that is
@@ -132,14 +269,20 @@ pub(crate) async fn prepare<C: ExecutionClient>(
     req: BuildPayloadRequest,
 ) -> Result<(PayloadId, Changes), EngineError> {
     let (parent, attributes) = attributes_for(env, &req).await?;
-    let payload_id = start_build(env, parent, attributes.clone()).await?;
+    let started = Instant::now();
+    let builds = start_build(env, parent, &attributes).await?;
     restore_head_after_build_on(env, parent).await?;
     let prepared = Prepared {
         parent,
         attributes,
-        payload_id,
-        started: Instant::now(),
+        builds,
+        started,
     };
+    let payload_id = prepared
+        .payload_id()
+        .ok_or_else(|| EngineError::Unavailable {
+            reason: "no build was started".into(),
+        })?;
     Ok((
         payload_id,
         Changes {
@@ -167,23 +310,21 @@ pub(crate) async fn build<C: ExecutionClient>(
     let (parent, attributes) = attributes_for(env, &req).await?;
     let root = attributes.parent_beacon_block_root;
     let timestamp = req.timestamp;
-    let get_payload = |payload_id: PayloadId, build_started: Instant| async move {
+    let get_payload = |builds: Vec<SessionBuild>, build_started: Instant| async move {
         let_the_build_fill(env, build_started).await;
-        env.primary
-            .call(move |c| async move { c.get_payload(payload_id, timestamp, root).await })
-            .await
+        get_payload_hedged(env, &builds, timestamp, root).await
     };
     let (built, preparation) = match &env.prepared {
-        // The EL has been building since the preparation: only getPayload is left to do.
+        // The ELs have been building since the preparation: only getPayload is left to do.
         Some(p) if p.parent == parent && p.attributes == attributes => {
-            match get_payload(p.payload_id, p.started).await {
+            match get_payload(p.builds.clone(), p.started).await {
                 Ok(built) => (built, PreparationChange::Used),
                 Err(EngineError::UnknownPayload { .. }) => {
-                    debug!(payload_id = %p.payload_id, "prepared payload unknown to the EL; building afresh");
+                    debug!(payload_id = ?p.payload_id(), "prepared payload unknown to the EL; building afresh");
                     let build_started = Instant::now();
-                    let id = start_build(env, parent, attributes).await?;
+                    let builds = start_build(env, parent, &attributes).await?;
                     (
-                        get_payload(id, build_started).await?,
+                        get_payload(builds, build_started).await?,
                         PreparationChange::UnknownToEl,
                     )
                 }
@@ -192,15 +333,17 @@ pub(crate) async fn build<C: ExecutionClient>(
         }
         stale => {
             let build_started = Instant::now();
-            let id = start_build(env, parent, attributes).await?;
+            let builds = start_build(env, parent, &attributes).await?;
             let change = if stale.is_some() {
                 PreparationChange::Wasted
             } else {
                 PreparationChange::None
             };
-            (get_payload(id, build_started).await?, change)
+            (get_payload(builds, build_started).await?, change)
         }
     };
+    env.store
+        .insert(std::sync::Arc::new(built.execution_data.clone()));
     restore_head_after_build_on(env, parent).await?;
     // The withdrawal index follows the committed chain (see `commit`), not builds: building
     // the same slot twice gives the same block, and another engine adopting this one's state

@@ -1,19 +1,25 @@
-//! Committing and validating payloads: newPayload on every session (the primary's status is
-//! authoritative), then forkchoiceUpdated(head = block), then the state file.
+//! Committing and validating payloads: newPayload on every session (a session lacking the
+//! parent is caught up first; the first session to answer is authoritative; a VALID/INVALID
+//! split between sessions follows the disagreement policy), then forkchoiceUpdated(head =
+//! block), then the state file.
 
 use std::sync::Arc;
 
 use alloy_consensus::{Sealed, TxEnvelope, transaction::SignerRecoverable};
+use alloy_eips::BlockId;
 use alloy_primitives::B256;
-use alloy_rpc_types_engine::{ExecutionData, ForkchoiceState};
+use alloy_rpc_types_engine::{ExecutionData, ForkchoiceState, PayloadStatus, PayloadStatusEnum};
 use alloy_rpc_types_eth::{Block, BlockTransactions, Header, Transaction, TransactionInfo};
 use engine_clients::ExecutionClient;
-use engine_types::{EngineError, require_valid};
+use engine_types::{DisagreementPolicy, EngineError, require_valid};
 use futures_util::future::join_all;
-use tracing::warn;
+use tracing::{info, warn};
 
-use super::env::{Changes, WriteEnv, forkchoice_everywhere, persist};
-use crate::engine::CommittedBlock;
+use super::{
+    catch_up::catch_up,
+    env::{Changes, WriteEnv, first_answer, forkchoice_everywhere, is_ambiguous, persist},
+};
+use crate::{engine::CommittedBlock, session::SessionLink};
 
 /// The rpc block of a committed payload, with full (signer-recovered) transactions, so the
 /// node's "block with transactions right after commit" is a cache hit; and the block's RLP
@@ -61,35 +67,119 @@ pub(crate) fn block_from_payload(data: &ExecutionData) -> Option<(Block, usize)>
     ))
 }
 
-/// newPayload on every session; Ok only if the primary said VALID. The others' disagreements
-/// are logged (the primary is the EL this node builds on).
+/// newPayload on one session: a session that lacks the parent is caught up and asked again; a
+/// session whose answer was lost is asked whether it has the block.
+async fn new_payload_on<C: ExecutionClient>(
+    env: &WriteEnv<C>,
+    link: &SessionLink<C>,
+    data: Arc<ExecutionData>,
+) -> Result<PayloadStatus, EngineError> {
+    let hash = data.payload.block_hash();
+    let send = || {
+        let data = Arc::clone(&data);
+        link.call(|c| async move { c.new_payload(&data).await })
+    };
+    let status = match send().await {
+        Err(e) if is_ambiguous(&e) => return reconcile_new_payload(link, hash, e).await,
+        other => other?,
+    };
+    if !matches!(
+        status.status,
+        PayloadStatusEnum::Syncing | PayloadStatusEnum::Accepted
+    ) {
+        return Ok(status);
+    }
+    let parent = data.payload.parent_hash();
+    let caught = catch_up(env, link, parent, env.secondary_budget(link)).await?;
+    if caught.replayed == 0 || !caught.complete {
+        return Ok(status);
+    }
+    match send().await {
+        Err(e) if is_ambiguous(&e) => reconcile_new_payload(link, hash, e).await,
+        other => other,
+    }
+}
+
+/// A newPayload whose answer timed out or was lost: a client that has the block now has
+/// validated it (clients store only valid blocks); otherwise the original error.
+async fn reconcile_new_payload<C: ExecutionClient>(
+    link: &SessionLink<C>,
+    hash: B256,
+    error: EngineError,
+) -> Result<PayloadStatus, EngineError> {
+    let known = link
+        .call(|c| async move { c.block(BlockId::Hash(hash.into()), false).await })
+        .await;
+    match known {
+        Ok(Some(_)) => {
+            info!(endpoint = link.endpoint(), %hash, error = %error, "newPayload went unanswered, but the execution client has the block");
+            Ok(PayloadStatus::new(PayloadStatusEnum::Valid, Some(hash)))
+        }
+        _ => Err(error),
+    }
+}
+
+/// Sessions that answered VALID and INVALID to one payload, for a disagreement.
+fn disagreement<C: ExecutionClient>(
+    sessions: &[SessionLink<C>],
+    results: &[Result<PayloadStatus, EngineError>],
+) -> Option<(String, String)> {
+    let mut valid = Vec::new();
+    let mut invalid = Vec::new();
+    for (link, result) in sessions.iter().zip(results) {
+        match result {
+            Ok(s) if s.is_valid() => valid.push(link.endpoint().to_owned()),
+            Ok(PayloadStatus {
+                status: PayloadStatusEnum::Invalid { validation_error },
+                ..
+            }) => invalid.push(format!("{} ({validation_error})", link.endpoint())),
+            _ => {}
+        }
+    }
+    (!valid.is_empty() && !invalid.is_empty()).then(|| (valid.join(", "), invalid.join(", ")))
+}
+
+/// newPayload on every session (each caught up if it lacks the parent). The first session in
+/// endpoint order that answered is authoritative and must say VALID. VALID on one session and
+/// INVALID on another is refused (`recovery.disagreement = "refuse"`) or follows the
+/// authoritative answer (`"follow_primary"`); either way it is reported in the changes.
 pub(crate) async fn validate<C: ExecutionClient>(
     env: &WriteEnv<C>,
     data: ExecutionData,
 ) -> Result<((), Changes), EngineError> {
     let hash = data.payload.block_hash();
     let data = Arc::new(data);
-    let calls = env.all.iter().map(|s| {
-        let data = Arc::clone(&data);
-        s.call(|c| async move { c.new_payload(&data).await })
-    });
-    let mut results = join_all(calls).await.into_iter();
-    let primary = results.next().ok_or_else(|| EngineError::Unavailable {
-        reason: "no execution client session".into(),
-    })??;
-    for (other, result) in env.all.iter().skip(1).zip(results) {
-        match result {
-            Ok(s) if s.status == primary.status => {}
-            Ok(s) => {
-                warn!(session = other.index(), status = ?s.status, primary = ?primary.status, %hash, "execution clients disagree on a payload")
-            }
-            Err(e) => {
-                warn!(session = other.index(), error = %e, %hash, "secondary execution client failed newPayload")
-            }
+    env.store.insert(Arc::clone(&data));
+    let calls = env
+        .all
+        .iter()
+        .map(|link| new_payload_on(env, link, Arc::clone(&data)));
+    let results = join_all(calls).await;
+    let split = disagreement(&env.all, &results);
+    if let Some((valid_on, invalid_on)) = &split {
+        warn!(%hash, %valid_on, %invalid_on, policy = ?env.config.recovery.disagreement, "execution clients disagree on a payload");
+        if env.config.recovery.disagreement == DisagreementPolicy::Refuse {
+            return Err(EngineError::Disagreement {
+                block_hash: hash,
+                valid_on: valid_on.clone(),
+                invalid_on: invalid_on.clone(),
+            });
         }
     }
-    require_valid(&primary, hash)?;
-    Ok(((), Changes::default()))
+    let (_, authority, others) = first_answer(&env.all, results, "newPayload")?;
+    for other in others.iter().filter(|s| s.status != authority.status) {
+        warn!(status = ?other.status, authority = ?authority.status, %hash, "an execution client answers a payload differently");
+    }
+    require_valid(&authority, hash)?;
+    Ok((
+        (),
+        Changes {
+            disagreement: split.map(|(valid_on, invalid_on)| {
+                format!("{hash}: VALID on {valid_on}, INVALID on {invalid_on}")
+            }),
+            ..Changes::default()
+        },
+    ))
 }
 
 /// newPayload → VALID → forkchoiceUpdated(head = block) → persist. Anything else leaves the
@@ -112,7 +202,7 @@ pub(crate) async fn commit<C: ExecutionClient>(
         .withdrawals()
         .and_then(|ws| ws.last())
         .map(|w| w.index.saturating_add(1));
-    validate(env, data).await?;
+    let ((), validated) = validate(env, data).await?;
     let state = ForkchoiceState {
         head_block_hash: hash,
         safe_block_hash: env.snapshot.safe,
@@ -129,6 +219,7 @@ pub(crate) async fn commit<C: ExecutionClient>(
     persist(&env.config, snapshot).await?;
     let changes = Changes {
         snapshot: Some(snapshot),
+        disagreement: validated.disagreement,
         committed: Some(CommittedBlock {
             hash,
             number,

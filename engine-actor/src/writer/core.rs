@@ -16,6 +16,7 @@ use super::{
     commit,
     env::{Changes, WriteEnv},
     finality, forkchoice,
+    store::PayloadStore,
 };
 use crate::{
     ForkchoiceSnapshot, InFlightWrite, WriterStatus,
@@ -46,6 +47,7 @@ pub(crate) struct WriteCore {
     initialized: bool,
     prepared: Option<Prepared>,
     status: WriterStatus,
+    store: Arc<PayloadStore>,
 }
 
 /// Checks done before any IO; on failure the request is answered at once.
@@ -84,6 +86,7 @@ impl WriteCore {
         config: Arc<EngineConfig>,
         metrics: Arc<EngineMetrics>,
         status: WriterStatus,
+        store: Arc<PayloadStore>,
     ) -> Self {
         Self {
             config,
@@ -97,7 +100,13 @@ impl WriteCore {
                 in_flight: None,
                 ..status
             },
+            store,
         }
+    }
+
+    /// The payloads kept for catch-ups.
+    pub(crate) const fn store(&self) -> &Arc<PayloadStore> {
+        &self.store
     }
 
     /// Whether the writer has synchronised with the EL.
@@ -178,6 +187,7 @@ impl WriteCore {
             self.snapshot,
             links,
             self.prepared.clone(),
+            Arc::clone(&self.store),
         ) else {
             let reason = no_session.unwrap_or_else(|| "no execution client session".into());
             return request.fail(EngineError::Unavailable { reason });
@@ -276,7 +286,12 @@ impl WriteCore {
                 self.take(op, changes, effects);
                 Ok(value)
             }
-            Ok(Err(e)) => Err(e),
+            Ok(Err(e)) => {
+                if matches!(e, EngineError::Disagreement { .. }) {
+                    self.record_disagreement(format!("{e}"), "refused");
+                }
+                Err(e)
+            }
             Err(panic) => {
                 let message = panic_message(panic.as_ref());
                 error!(op, panic = %message, "a write panicked; nothing was applied and later writes go on");
@@ -291,6 +306,11 @@ impl WriteCore {
         let ok = result.is_ok();
         self.record(op, started.elapsed(), ok);
         self.status.writes_done += 1;
+        let replayed = self.store.replayed();
+        self.metrics
+            .blocks_replayed
+            .inc_by(replayed.saturating_sub(self.status.blocks_replayed));
+        self.status.blocks_replayed = replayed;
         let _ = reply.send(result);
         ok
     }
@@ -326,7 +346,11 @@ impl WriteCore {
             finalized,
             preparation,
             build_latency,
+            disagreement,
         } = changes;
+        if let Some(what) = disagreement {
+            self.record_disagreement(format!("{what}; followed the primary"), "followed");
+        }
         if let Some(snapshot) = snapshot {
             self.snapshot = snapshot;
             effects(Effect::Forkchoice(snapshot));
@@ -362,6 +386,16 @@ impl WriteCore {
             effects(Effect::Cache(CacheUpdate::Finalized(hash)));
         }
         debug!(op, head = %self.snapshot.head, "write applied");
+    }
+
+    /// A disagreement between clients, counted and kept for the status.
+    fn record_disagreement(&mut self, what: String, outcome: &'static str) {
+        self.status.disagreements += 1;
+        self.status.last_disagreement = Some(what);
+        self.metrics
+            .disagreements
+            .with_label_values(&[outcome])
+            .inc();
     }
 
     fn take_preparation(&mut self, change: PreparationChange) {

@@ -5,9 +5,12 @@ use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_rpc_types_engine::ForkchoiceState;
 use engine_clients::ExecutionClient;
 use engine_types::{EngineConfig, EngineError};
-use tracing::info;
+use tracing::{info, warn};
 
-use super::env::{Changes, WriteEnv, block_header, forkchoice_everywhere, load_persisted, persist};
+use super::{
+    env::{Changes, WriteEnv, block_header, forkchoice_everywhere, load_persisted, persist},
+    store::PayloadStore,
+};
 use crate::{ForkchoiceSnapshot, session::SessionLink};
 
 /// forkchoiceUpdated with exactly `state`; the next withdrawal index is `next_withdrawal_index`
@@ -49,11 +52,57 @@ pub(crate) async fn set_forkchoice<C: ExecutionClient>(
     ))
 }
 
+/// The primary's head, when it descends from `saved.head` on the primary's chain (the EL
+/// applied a commit whose state file write was lost): the snapshot that adopts it.
+async fn descendant_head<C: ExecutionClient>(
+    env: &WriteEnv<C>,
+    saved: &ForkchoiceSnapshot,
+) -> Result<Option<ForkchoiceSnapshot>, EngineError> {
+    let Some(head) = env
+        .primary
+        .call(|c| async move { c.block(BlockId::latest(), false).await })
+        .await?
+    else {
+        return Ok(None);
+    };
+    if head.header.hash == saved.head || head.header.number <= saved.head_number {
+        return Ok(None);
+    }
+    let number = saved.head_number;
+    let ancestor = env
+        .primary
+        .call(|c| async move {
+            c.block(BlockId::Number(BlockNumberOrTag::Number(number)), false)
+                .await
+        })
+        .await?
+        .map(|b| b.header.hash);
+    if ancestor != Some(saved.head) {
+        return Ok(None);
+    }
+    Ok(Some(ForkchoiceSnapshot {
+        head: head.header.hash,
+        head_number: head.header.number,
+        head_timestamp: head.header.timestamp,
+        next_withdrawal_index: head
+            .withdrawals
+            .as_ref()
+            .and_then(|w| w.last())
+            .map_or(saved.next_withdrawal_index, |w| {
+                saved.next_withdrawal_index.max(w.index.saturating_add(1))
+            }),
+        ..*saved
+    }))
+}
+
 /// Synchronise with the EL: reload the persisted forkchoice and re-announce it with one
-/// forkchoiceUpdated, or adopt the EL's own head when there is no saved state.
+/// forkchoiceUpdated (a client lacking the head is caught up first), follow the primary's head
+/// when it descends from the persisted one (never rewind it), or adopt the EL's own head when
+/// there is no saved state.
 pub(crate) async fn initialize<C: ExecutionClient>(
     config: &std::sync::Arc<EngineConfig>,
     all: Vec<SessionLink<C>>,
+    store: std::sync::Arc<PayloadStore>,
 ) -> Result<ForkchoiceSnapshot, EngineError> {
     let saved = load_persisted(config).await?;
     let env = WriteEnv::new(
@@ -61,21 +110,28 @@ pub(crate) async fn initialize<C: ExecutionClient>(
         saved.unwrap_or_default(),
         all,
         None,
+        store,
     )
     .ok_or_else(|| EngineError::Unavailable {
         reason: "no execution client session connected yet".into(),
     })?;
     if let Some(saved) = saved.filter(ForkchoiceSnapshot::is_initialized) {
-        // The head must still be known to the EL, then tell it our forkchoice once.
-        block_header(&env.primary, saved.head, "persisted head").await?;
-        let state = ForkchoiceState {
-            head_block_hash: saved.head,
-            safe_block_hash: saved.safe,
-            finalized_block_hash: saved.finalized,
+        let (snapshot, how) = match descendant_head(&env, &saved).await? {
+            Some(adopted) => {
+                warn!(persisted = %saved.head, persisted_number = saved.head_number, adopted = %adopted.head, number = adopted.head_number, "the execution client's head descends from the persisted head: following it (a commit was applied after the state file was last written)");
+                persist(config, adopted).await?;
+                (adopted, "followed the execution client's newer head")
+            }
+            None => (saved, "reloaded persisted forkchoice"),
         };
-        forkchoice_everywhere(&env, state, saved.head).await?;
-        info!(head = %saved.head, number = saved.head_number, finalized = %saved.finalized, "reloaded persisted forkchoice and re-announced it");
-        return Ok(saved);
+        let state = ForkchoiceState {
+            head_block_hash: snapshot.head,
+            safe_block_hash: snapshot.safe,
+            finalized_block_hash: snapshot.finalized,
+        };
+        forkchoice_everywhere(&env, state, snapshot.head).await?;
+        info!(head = %snapshot.head, number = snapshot.head_number, finalized = %snapshot.finalized, "{how} and re-announced it");
+        return Ok(snapshot);
     }
     let tag = |t: BlockNumberOrTag| {
         env.primary

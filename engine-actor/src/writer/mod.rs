@@ -16,14 +16,18 @@
 //! | `commit.rs` | commit and validate |
 //! | `finality.rs` | finalize and revert |
 //! | `forkchoice.rs` | set/adopt the forkchoice, initialisation |
+//! | `catch_up.rs` | replaying the blocks a session lacks |
+//! | `store.rs` | [`PayloadStore`](store::PayloadStore): the payloads kept for catch-ups |
 //! | `core.rs` | [`WriteCore`](core::WriteCore): applying one write, independent of the actor |
 
 mod build;
+mod catch_up;
 mod commit;
 mod core;
 mod env;
 mod finality;
 mod forkchoice;
+mod store;
 #[cfg(test)]
 mod tests;
 
@@ -38,6 +42,7 @@ use std::{
 pub(crate) use core::{Effect, WriteCore};
 use engine_types::{EngineConfig, EngineError};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+pub(crate) use store::PayloadStore;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -87,6 +92,8 @@ pub(crate) struct WriterArgs {
     pub(crate) engine: watch::Receiver<Option<EngineRef>>,
     /// Writes sent and not yet taken up.
     pub(crate) queued_writes: Arc<AtomicUsize>,
+    /// Payloads kept for catch-ups (the supervisor's: it outlives writer restarts).
+    pub(crate) store: Arc<PayloadStore>,
 }
 
 /// Where a write's effects go.
@@ -136,13 +143,13 @@ impl Outlets {
 impl WriterState {
     /// One attempt to synchronise with the EL; schedules the next on failure.
     async fn initialize(&mut self, myself: &WriterRef) {
-        let links = self.sessions.healthy_links();
+        let links = self.sessions.writable_links();
         let result = if links.is_empty() {
             Err(EngineError::Unavailable {
                 reason: self.sessions.no_session_reason(),
             })
         } else {
-            forkchoice::initialize(&self.config, links).await
+            forkchoice::initialize(&self.config, links, Arc::clone(self.core.store())).await
         };
         let outlets = &self.outlets;
         match result {
@@ -185,6 +192,7 @@ impl Actor for Writer {
             Arc::clone(&args.config),
             args.metrics,
             args.status.borrow().clone(),
+            args.store,
         );
         // Nothing a predecessor queued is waiting any more; it is not synchronised yet.
         args.queued_writes.store(0, Ordering::Release);
@@ -231,7 +239,7 @@ impl Actor for Writer {
                     // A write while the EL was unreachable: one more attempt before refusing.
                     state.initialize(&myself).await;
                 }
-                let links = state.sessions.healthy_links();
+                let links = state.sessions.writable_links();
                 let no_session = links.is_empty().then(|| state.sessions.no_session_reason());
                 let outlets = &state.outlets;
                 state

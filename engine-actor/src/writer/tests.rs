@@ -13,7 +13,7 @@ use engine_testkit::{Scripted, ScriptedCall, ScriptedClient, ScriptedMethod, peg
 use engine_types::{BuildPayloadRequest, EngineConfig, EngineError};
 use tokio::sync::oneshot;
 
-use super::{Effect, WriteCore, forkchoice};
+use super::{Effect, PayloadStore, WriteCore, forkchoice};
 use crate::{
     ForkchoiceSnapshot,
     metrics::EngineMetrics,
@@ -51,17 +51,19 @@ impl Fixture {
         let clients: Vec<_> = (0..sessions)
             .map(|_| Arc::new(ScriptedClient::new()))
             .collect();
+        let store = Arc::new(PayloadStore::new(64));
         let mut core = WriteCore::new(
             Arc::clone(&config),
             Arc::new(EngineMetrics::new().unwrap()),
             Default::default(),
+            Arc::clone(&store),
         );
         let links = clients
             .iter()
             .enumerate()
             .map(|(i, c)| link(i, c))
             .collect();
-        let snapshot = forkchoice::initialize(&config, links).await.unwrap();
+        let snapshot = forkchoice::initialize(&config, links, store).await.unwrap();
         core.initialized(snapshot, &mut drop);
         Self {
             core,
@@ -325,9 +327,13 @@ async fn initialisation_re_announces_a_persisted_forkchoice() {
     });
     let client = Arc::clone(&f.clients[0]);
     let before = client.calls().len();
-    let snapshot = forkchoice::initialize(&config, vec![link(0, &client)])
-        .await
-        .unwrap();
+    let snapshot = forkchoice::initialize(
+        &config,
+        vec![link(0, &client)],
+        Arc::new(PayloadStore::new(64)),
+    )
+    .await
+    .unwrap();
     assert_eq!(snapshot.head, head);
     let announced = client.calls()[before..]
         .iter()

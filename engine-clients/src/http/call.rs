@@ -80,6 +80,7 @@ impl HttpExecutionClient {
             }
         };
         let retry = self.options.retry;
+        let retries = std::sync::atomic::AtomicUsize::new(0);
         let attempt = || async {
             if !idempotent || retry.max_retries == 0 {
                 once().instrument(span.clone()).await
@@ -91,7 +92,10 @@ impl HttpExecutionClient {
                     .with_jitter();
                 once.retry(backoff)
                     .when(EngineError::is_retryable)
-                    .notify(|e, after| debug!(method, error = %e, ?after, "retrying"))
+                    .notify(|e, after| {
+                        retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        debug!(method, error = %e, ?after, "retrying");
+                    })
                     .instrument(span.clone())
                     .await
             }
@@ -124,6 +128,13 @@ impl HttpExecutionClient {
         }
         if let Some(observer) = &self.options.observer {
             observer.observe(method, started.elapsed(), result.as_ref().err());
+            if idempotent {
+                let retries = retries.load(std::sync::atomic::Ordering::Relaxed);
+                let exhausted = retries >= retry.max_retries
+                    && retry.max_retries > 0
+                    && result.as_ref().err().is_some_and(EngineError::is_retryable);
+                observer.retried(method, retries, exhausted);
+            }
         }
         result
     }

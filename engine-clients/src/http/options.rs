@@ -13,6 +13,12 @@ use crate::load_jwt_secret;
 pub trait RpcObserver: Send + Sync + std::fmt::Debug {
     /// `method` took `elapsed` and failed with `error` (if it failed).
     fn observe(&self, method: &str, elapsed: Duration, error: Option<&EngineError>);
+
+    /// An idempotent `method` was retried `retries` times (0: it succeeded or failed for good
+    /// at once); `exhausted`: it still failed after the last retry. Default: ignored.
+    fn retried(&self, method: &str, retries: usize, exhausted: bool) {
+        let _ = (method, retries, exhausted);
+    }
 }
 
 /// How to reach one execution client and how to talk to it.

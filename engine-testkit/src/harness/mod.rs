@@ -11,6 +11,6 @@ pub use fixtures::{
     MockEngine, RealEngine, funded_mock_config, mock_client_options, mock_engine,
     test_engine_config, wait_for,
 };
-pub use metrics::{metric_sample, scrape_metrics};
+pub use metrics::{http_get, metric_sample, metric_sum, scrape_metrics};
 pub use scripted::{Scripted, ScriptedCall, ScriptedClient, ScriptedMethod};
 pub use slot::{Slot, client_slot, engine_slot, engine_slot_after, peg_in, peg_ins};

@@ -5,7 +5,9 @@
 //! `ALYS_ENGINE_ENDPOINTS__0__ENGINE_URL=http://10.0.0.2:8551`,
 //! `ALYS_ENGINE_FORK_SCHEDULE__CANCUN_TIME=1700000000`.
 
+mod chain;
 mod env;
+mod recovery;
 mod validate;
 
 use std::{path::PathBuf, time::Duration};
@@ -15,7 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{EngineError, EngineMethod, ForkSchedule, request::DEFAULT_FEE_RECIPIENT};
 
+pub use chain::ChainConfig;
 pub use env::ENV_PREFIX;
+pub use recovery::{DisagreementPolicy, RecoveryConfig};
 
 /// The whole engine configuration. Every field has a default; see `docs/configuration.md`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +57,10 @@ pub struct EngineConfig {
     pub health: HealthConfig,
     /// Restart policy of the actor tree.
     pub supervision: SupervisionConfig,
+    /// Catch-up of clients that lack blocks, disagreements, failover.
+    pub recovery: RecoveryConfig,
+    /// The chain the clients must be on (checked at connect).
+    pub chain: ChainConfig,
 }
 
 /// Sizes and lifetimes of the EngineActor's caches.
@@ -150,6 +158,8 @@ impl Default for EngineConfig {
             cache: CacheConfig::default(),
             health: HealthConfig::default(),
             supervision: SupervisionConfig::default(),
+            recovery: RecoveryConfig::default(),
+            chain: ChainConfig::default(),
         }
     }
 }
@@ -165,6 +175,9 @@ pub struct EndpointConfig {
     pub eth_url: Option<String>,
     /// File with the 32-byte hex JWT secret shared with the client. Default `jwt.hex`.
     pub jwt_secret_path: PathBuf,
+    /// PEM file with the certificate authorities trusted for `https://` URLs besides the
+    /// system's (e.g. a private CA). Default `None`.
+    pub tls_ca_path: Option<PathBuf>,
 }
 
 impl Default for EndpointConfig {
@@ -173,6 +186,7 @@ impl Default for EndpointConfig {
             engine_url: "http://127.0.0.1:8551".into(),
             eth_url: None,
             jwt_secret_path: PathBuf::from("jwt.hex"),
+            tls_ca_path: None,
         }
     }
 }

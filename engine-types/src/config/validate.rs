@@ -67,6 +67,21 @@ impl EngineConfig {
                 ),
             ));
         }
+        let rec = &self.recovery;
+        for (key, n) in [
+            ("recovery.stored_payloads", rec.stored_payloads),
+            ("recovery.max_catch_up_blocks", rec.max_catch_up_blocks),
+        ] {
+            if n == 0 || n > 1_000_000 {
+                return Err(EngineError::config(key, format!("{n}; use 1..=1000000")));
+            }
+        }
+        if rec.hedge_after_ms == 0 {
+            return Err(EngineError::config(
+                "recovery.hedge_after_ms",
+                "0; use a positive delay (it is capped at half the slot)",
+            ));
+        }
         let c = &self.cache;
         for (key, n) in [
             ("cache.payload_capacity", c.payload_capacity),

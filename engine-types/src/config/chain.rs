@@ -1,0 +1,16 @@
+//! [`ChainConfig`]: which chain the execution clients must be on, checked at connect.
+
+use alloy_primitives::B256;
+use serde::{Deserialize, Serialize};
+
+/// The chain every execution client must serve. Each session checks it when it connects
+/// (`eth_chainId`, the genesis block's hash, and the fork times of `eth_config` (EIP-7910) where
+/// the client has it) and refuses a client on another chain. Unset fields are not checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChainConfig {
+    /// EIP-155 chain id the clients must report. Default: not checked.
+    pub chain_id: Option<u64>,
+    /// Hash of block 0. Default: not checked.
+    pub genesis_hash: Option<B256>,
+}
