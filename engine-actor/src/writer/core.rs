@@ -135,6 +135,7 @@ impl WriteCore {
         self.initialized = true;
         self.status.init_error = None;
         self.status.synchronized = true;
+        self.count_replayed();
         effects(Effect::Forkchoice(snapshot));
         effects(Effect::Status(Box::new(self.status.clone())));
     }
@@ -306,11 +307,7 @@ impl WriteCore {
         let ok = result.is_ok();
         self.record(op, started.elapsed(), ok);
         self.status.writes_done += 1;
-        let replayed = self.store.replayed();
-        self.metrics
-            .blocks_replayed
-            .inc_by(replayed.saturating_sub(self.status.blocks_replayed));
-        self.status.blocks_replayed = replayed;
+        self.count_replayed();
         let _ = reply.send(result);
         ok
     }
@@ -386,6 +383,15 @@ impl WriteCore {
             effects(Effect::Cache(CacheUpdate::Finalized(hash)));
         }
         debug!(op, head = %self.snapshot.head, "write applied");
+    }
+
+    /// Blocks replayed into clients since the last count (the store counts them as they go).
+    fn count_replayed(&mut self) {
+        let replayed = self.store.replayed();
+        self.metrics
+            .blocks_replayed
+            .inc_by(replayed.saturating_sub(self.status.blocks_replayed));
+        self.status.blocks_replayed = replayed;
     }
 
     /// A disagreement between clients, counted and kept for the status.

@@ -222,6 +222,23 @@ impl MockChain {
             .unwrap_or_default()
     }
 
+    /// Forget every block above `number`, as a client that crashed before persisting them:
+    /// the head (and safe and finalized, if they were higher) become the canonical block at
+    /// `number`, and builds in progress are gone.
+    pub fn lose_blocks_above(&mut self, number: u64) {
+        let Some(&keep) = self.canonical.get(number as usize) else {
+            return;
+        };
+        self.canonical.truncate(number as usize + 1);
+        self.blocks.retain(|_, b| b.block.header.number <= number);
+        for tag in [&mut self.head, &mut self.safe, &mut self.finalized] {
+            if !tag.is_zero() && !self.blocks.contains_key(tag) {
+                *tag = keep;
+            }
+        }
+        self.builds.clear();
+    }
+
     /// Number of blocks known (canonical or not).
     pub fn known_blocks(&self) -> usize {
         self.blocks.len()
