@@ -46,7 +46,9 @@ mod writer;
 pub use cache::{CacheStats, TtlCache};
 pub use handle::{Engine, EngineHandle, LegacyApi};
 pub use metrics::{EngineMetrics, names as metric_names};
-pub use pegout::{DEFAULT_BRIDGE_ADDRESS, PegOutRequested, RequestPegOut, peg_outs_in_receipts};
+pub use pegout::{
+    DEFAULT_BRIDGE_ADDRESS, PegOutEvents, PegOutRequested, RequestPegOut, peg_outs_in_receipts,
+};
 pub use persistence::ForkchoiceSnapshot;
 pub use protocol::{
     BlockRef, CachesStatus, EngineEvent, EngineStatus, InFlightWrite, LatencyStats, PayloadRef,

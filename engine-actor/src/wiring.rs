@@ -17,6 +17,7 @@ use crate::{
     cache::CacheCounterSet,
     engine::EngineRef,
     metrics::EngineMetrics,
+    pegout::PegOutLog,
     session::SessionSet,
     writer::{PayloadStore, WriterRef},
 };
@@ -49,6 +50,9 @@ pub(crate) struct Wiring {
     pub(crate) cache_counters: Arc<CacheCounterSet>,
     /// Payloads kept to catch up a client that lacks blocks (outlives writer restarts).
     pub(crate) store: Arc<PayloadStore>,
+    /// Committed blocks still to scan for peg-outs, and the peg-outs found (outlives
+    /// EngineActor restarts).
+    pub(crate) peg_outs: Arc<PegOutLog>,
 }
 
 impl Wiring {

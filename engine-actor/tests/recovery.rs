@@ -1,6 +1,6 @@
 //! Self-healing on the MockExecutionLayer: clients that lack blocks are caught up (from the
 //! engine's store, or from another client's blocks), a disagreement between clients follows the
-//! policy, and a primary killed mid-production costs no slot.
+//! policy, a primary killed mid-production costs no slot, and peg-outs are never lost.
 
 // Helpers of a test binary: panicking is how they fail the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use alloy_primitives::{Address, B256, U256};
 use engine_actor::{EngineHandle, EngineSystem, metric_names as names};
 use engine_testkit::{
-    ClientProfile, Fault, FaultRule, MockConfig, MockEngine, MockExecutionLayer, engine_slot,
-    metric_sample, mock_client_options, peg_in, scrape_metrics, test_engine_config, wait_for,
+    ClientProfile, DEV_PRIVATE_KEY, Fault, FaultRule, MockConfig, MockEngine, MockExecutionLayer,
+    engine_slot, metric_sample, mock_client_options, peg_in, scrape_metrics, signed_peg_out,
+    test_engine_config, wait_for,
 };
 use engine_types::{BuildPayloadRequest, DisagreementPolicy, EngineConfig, EngineError};
 use rstest::rstest;
@@ -291,5 +292,53 @@ async fn a_primary_killed_mid_production_costs_no_slot() {
         0.0,
         "the dead primary is reported down"
     );
+    f.system.shutdown().await;
+}
+
+/// A committed block whose receipts cannot be fetched (the EL answers 500 for a while) is
+/// scanned again until it is; the peg-out arrives, and a subscriber that starts later from a
+/// block number gets exactly the peg-outs from that block on, in order.
+#[tokio::test]
+async fn peg_outs_are_retried_until_read_and_a_subscriber_resumes_from_a_block() {
+    let f = MockEngine::start().await.unwrap();
+    let mut early = f.engine.peg_outs_from(0);
+    let value = U256::from(1_000_000u64) * U256::from(10_000_000_000u64);
+    let mut blocks = Vec::new();
+    for nonce in 0..3u64 {
+        let (raw, tx) =
+            signed_peg_out(DEV_PRIVATE_KEY, 263_634, nonce, b"bc1qresume", value).unwrap();
+        f.engine.send_raw_transaction(raw).await.unwrap();
+        if nonce == 0 {
+            // The first block's receipts fail four times (the client retries once per call).
+            f.mock.inject(
+                FaultRule::new(Fault::Http(500))
+                    .on("eth_getBlockReceipts")
+                    .times(4),
+            );
+        }
+        let slot = engine_slot(&f.engine, vec![]).await.unwrap();
+        blocks.push((slot.built.block_number(), tx));
+    }
+    for (number, tx) in &blocks {
+        let peg_out = tokio::time::timeout(WAIT, early.next())
+            .await
+            .expect("the peg-out arrives")
+            .unwrap();
+        assert_eq!((peg_out.block_number, peg_out.tx_hash), (*number, *tx));
+    }
+    let text = f.system.metrics().render();
+    assert!(
+        metric_sample(&text, names::PEG_OUT_SCAN_FAILURES_TOTAL, "") >= 2.0,
+        "{text}"
+    );
+    assert_eq!(metric_sample(&text, names::PEG_OUT_SCANS_PENDING, ""), 0.0);
+
+    // Resuming from the second block: the second and third peg-outs, nothing else.
+    let mut late = f.engine.peg_outs_from(blocks[1].0);
+    for (number, tx) in &blocks[1..] {
+        let peg_out = late.try_next().expect("kept in the log");
+        assert_eq!((peg_out.block_number, peg_out.tx_hash), (*number, *tx));
+    }
+    assert!(late.try_next().is_none());
     f.system.shutdown().await;
 }

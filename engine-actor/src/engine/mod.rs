@@ -11,9 +11,12 @@
 mod caches;
 mod reads;
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
 };
 
 use alloy_eips::{BlockId, BlockNumberOrTag};
@@ -28,7 +31,8 @@ use tracing::{Instrument, info, warn};
 use crate::{
     EngineEvent, EngineStatus, ForkchoiceSnapshot, WriterStatus,
     cache::CacheCounterSet,
-    pegout::peg_outs_in_receipts,
+    metrics::EngineMetrics,
+    pegout::{PegOutLog, peg_outs_in_receipts},
     protocol::{ReadRequest, RequestContext},
     session::SessionSet,
 };
@@ -77,8 +81,11 @@ pub(crate) enum EngineMsg {
     CacheBlock(Box<Block>, bool),
     /// Receipts fetched on a read miss.
     CacheReceipts(B256, Arc<Vec<TransactionReceipt>>),
-    /// The post-commit receipts fetch finished (peg-outs are read from it).
-    ReceiptsFetched(B256, Result<Arc<Vec<TransactionReceipt>>, EngineError>),
+    /// The post-commit receipts fetch of block (number, hash) finished (peg-outs are read from
+    /// it).
+    ReceiptsFetched(u64, B256, Result<Arc<Vec<TransactionReceipt>>, EngineError>),
+    /// Scan the committed blocks whose receipts could not be fetched yet.
+    RetryPegOutScans,
     /// Test hook: panic inside the handler.
     #[cfg(feature = "test-hooks")]
     Crash,
@@ -95,16 +102,30 @@ pub(crate) struct EngineArgs {
     pub(crate) writer_status: watch::Receiver<WriterStatus>,
     /// Writes sent and not yet taken up (for `status()`).
     pub(crate) queued_writes: Arc<AtomicUsize>,
-    /// Where peg-out events go.
+    /// Where peg-out events go (best effort: a subscriber that lags misses them).
     pub(crate) events: broadcast::Sender<EngineEvent>,
+    /// Blocks to scan for peg-outs and what was found (nothing lost across restarts).
+    pub(crate) peg_outs: Arc<PegOutLog>,
+    /// For the scan-failure counter.
+    pub(crate) metrics: Arc<EngineMetrics>,
     /// The caches' counters (outlive the actor).
     pub(crate) counters: Arc<CacheCounterSet>,
 }
+
+/// First delay before a failed peg-out scan is tried again; doubled per failure up to
+/// [`PEG_OUT_RETRY_MAX`].
+const PEG_OUT_RETRY_FIRST: Duration = Duration::from_millis(200);
+/// Longest delay between tries of a failed peg-out scan.
+const PEG_OUT_RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// State of the EngineActor.
 pub(crate) struct EngineState {
     args: EngineArgs,
     caches: EngineCaches,
+    /// Delay of the retry of failed peg-out scans that is scheduled, if one is.
+    peg_out_retry: Option<Duration>,
+    /// Delay of the next retry to schedule.
+    next_retry_delay: Duration,
 }
 
 /// The engine actor.
@@ -140,16 +161,25 @@ impl EngineState {
                     self.caches.cache_block(block, true, &forkchoice);
                 }
                 let _in_commit = committed.span.enter();
+                self.args
+                    .peg_outs
+                    .committed(committed.number, committed.hash);
                 self.fetch_receipts(myself, committed.hash, committed.number);
             }
             CacheUpdate::Finalized(hash) => self.caches.blocks.pin(&hash),
         }
     }
 
-    /// Peg-out detection: one receipts call per committed block, off the mailbox.
+    /// Peg-out detection: one receipts call per committed block, off the mailbox. Without a
+    /// session the block stays pending and is retried.
     fn fetch_receipts(&mut self, myself: &EngineRef, hash: B256, number: u64) {
+        if self.caches.receipts_in_flight.contains_key(&hash) {
+            return;
+        }
         let Some(link) = self.args.sessions.healthy_links().into_iter().next() else {
-            warn!(%hash, "cannot fetch receipts of a committed block: no healthy session");
+            warn!(%hash, "cannot fetch receipts of a committed block yet: no healthy session; retrying");
+            self.args.metrics.peg_out_scan_failures.inc();
+            self.schedule_peg_out_retry(myself);
             return;
         };
         self.caches.receipts_in_flight.entry(hash).or_default();
@@ -167,14 +197,36 @@ impl EngineState {
                     })
                     .await
                     .map(Arc::new);
-                let _ = me.cast(EngineMsg::ReceiptsFetched(hash, result));
+                let _ = me.cast(EngineMsg::ReceiptsFetched(number, hash, result));
             }
             .in_current_span(),
         );
     }
 
+    /// Try the failed scans again after the current delay (doubling it), unless a retry is
+    /// already scheduled.
+    fn schedule_peg_out_retry(&mut self, myself: &EngineRef) {
+        if self.peg_out_retry.is_some() {
+            return;
+        }
+        let delay = self.next_retry_delay;
+        self.next_retry_delay = (delay * 2).min(PEG_OUT_RETRY_MAX);
+        self.peg_out_retry = Some(delay);
+        myself.send_after(delay, || EngineMsg::RetryPegOutScans);
+    }
+
+    /// Fetch the receipts of every committed block still to scan.
+    fn retry_peg_out_scans(&mut self, myself: &EngineRef) {
+        self.peg_out_retry = None;
+        for (number, hash) in self.args.peg_outs.pending() {
+            self.fetch_receipts(myself, hash, number);
+        }
+    }
+
     fn receipts_fetched(
         &mut self,
+        myself: &EngineRef,
+        number: u64,
         hash: B256,
         result: Result<Arc<Vec<TransactionReceipt>>, EngineError>,
     ) {
@@ -185,18 +237,26 @@ impl EngineState {
             .unwrap_or_default();
         match result {
             Ok(receipts) => {
-                for event in peg_outs_in_receipts(self.args.config.bridge_address, &receipts) {
+                self.next_retry_delay = PEG_OUT_RETRY_FIRST;
+                let peg_outs = peg_outs_in_receipts(self.args.config.bridge_address, &receipts);
+                for event in &peg_outs {
                     info!(tx = %event.tx_hash, value_wei = %event.value_wei, "peg-out requested");
                     // No subscribers is fine: nobody asked for events.
-                    let _ = self.args.events.send(EngineEvent::PegOutRequested(event));
+                    let _ = self
+                        .args
+                        .events
+                        .send(EngineEvent::PegOutRequested(event.clone()));
                 }
+                self.args.peg_outs.scanned(number, hash, peg_outs);
                 for waiter in waiters {
                     let _ = waiter.send(Ok(receipts.as_ref().clone()));
                 }
                 self.caches.cache_receipts(hash, receipts);
             }
             Err(e) => {
-                warn!(%hash, error = %e, "could not fetch receipts of a committed block; peg-outs of this block were not read");
+                warn!(%hash, number, error = %e, "could not fetch receipts of a committed block; its peg-out scan is retried");
+                self.args.metrics.peg_out_scan_failures.inc();
+                self.schedule_peg_out_retry(myself);
                 for waiter in waiters {
                     let _ = waiter.send(Err(e.clone()));
                 }
@@ -216,7 +276,22 @@ impl Actor for EngineActor {
         args: EngineArgs,
     ) -> Result<EngineState, ActorProcessingErr> {
         let caches = EngineCaches::new(&args.config.cache, &args.counters);
-        Ok(EngineState { args, caches })
+        Ok(EngineState {
+            args,
+            caches,
+            peg_out_retry: None,
+            next_retry_delay: PEG_OUT_RETRY_FIRST,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: EngineRef,
+        state: &mut EngineState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Scans a predecessor did not finish.
+        state.retry_peg_out_scans(&myself);
+        Ok(())
     }
 
     async fn handle(
@@ -241,7 +316,10 @@ impl Actor for EngineActor {
                     .cache_block(Arc::new(*block), full, &forkchoice);
             }
             EngineMsg::CacheReceipts(hash, receipts) => state.caches.cache_receipts(hash, receipts),
-            EngineMsg::ReceiptsFetched(hash, result) => state.receipts_fetched(hash, result),
+            EngineMsg::ReceiptsFetched(number, hash, result) => {
+                state.receipts_fetched(&myself, number, hash, result);
+            }
+            EngineMsg::RetryPegOutScans => state.retry_peg_out_scans(&myself),
             #[cfg(feature = "test-hooks")]
             EngineMsg::Crash => panic!("injected EngineActor crash"),
         }

@@ -23,7 +23,7 @@ use ractor::{ActorRef, RpcReplyPort};
 use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::{
-    BlockRef, EngineEvent, EngineStatus, ForkchoiceSnapshot, PayloadRef,
+    BlockRef, EngineEvent, EngineStatus, ForkchoiceSnapshot, PayloadRef, PegOutEvents,
     engine::EngineMsg,
     protocol::{ReadRequest, Reply, RequestContext, WriteRequest},
     wiring::Wiring,
@@ -432,8 +432,19 @@ impl EngineHandle {
         .await
     }
 
-    /// Events (peg-out requests) from now on.
+    /// Events (peg-out requests) from now on, best effort: a subscriber more than 1024 events
+    /// behind misses some ([`Self::peg_outs_from`] misses none).
     pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
         self.wiring.events.subscribe()
+    }
+
+    /// Peg-outs of committed blocks numbered `from_block` or higher, in the order their
+    /// blocks were scanned, then every later one as blocks commit. Nothing is missed while it
+    /// is in the engine's log (the last 43 200 scanned blocks, a day of 2 s slots): a
+    /// subscriber that lagged or restarted resumes from the last block it handled. A block
+    /// whose receipts could not be fetched is retried until they are. After a reorg a block
+    /// number can come again with another block hash (`PegOutRequested::block_hash`).
+    pub fn peg_outs_from(&self, from_block: u64) -> PegOutEvents {
+        PegOutEvents::new(Arc::clone(&self.wiring.peg_outs), from_block)
     }
 }

@@ -1,17 +1,18 @@
 //! [`StatusCollector`]: the families derived from state, read when Prometheus scrapes — cache
-//! counters (kept across EngineActor restarts) and each session's breaker, connection and sync.
+//! counters (kept across EngineActor restarts), each session's breaker, connection and sync, and
+//! the peg-out scans still to do.
 
 use std::sync::Arc;
 
 use prometheus::{
-    GaugeVec, IntCounterVec, IntGaugeVec, Opts,
+    GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     core::{Collector, Desc},
     proto::MetricFamily,
 };
 use tracing::warn;
 
 use super::names;
-use crate::{CircuitState, cache::CacheCounterSet, session::SessionSet};
+use crate::{CircuitState, cache::CacheCounterSet, pegout::PegOutLog, session::SessionSet};
 
 /// The families, freshly made for one scrape (values are set, never incremented).
 struct Families {
@@ -24,6 +25,7 @@ struct Families {
     circuit_state: IntGaugeVec,
     connection_status: IntGaugeVec,
     sync_progress: GaugeVec,
+    peg_out_scans_pending: IntGauge,
 }
 
 impl Families {
@@ -72,10 +74,14 @@ impl Families {
                 ),
                 &["endpoint"],
             )?,
+            peg_out_scans_pending: IntGauge::new(
+                PEG_OUT_SCANS_PENDING,
+                "Committed blocks whose receipts are still to be scanned for peg-outs.",
+            )?,
         })
     }
 
-    fn collectors(&self) -> [&dyn Collector; 9] {
+    fn collectors(&self) -> [&dyn Collector; 10] {
         [
             &self.cache_hits,
             &self.cache_misses,
@@ -86,10 +92,13 @@ impl Families {
             &self.circuit_state,
             &self.connection_status,
             &self.sync_progress,
+            &self.peg_out_scans_pending,
         ]
     }
 
-    fn fill(&self, sessions: &SessionSet, caches: &CacheCounterSet) {
+    fn fill(&self, sessions: &SessionSet, caches: &CacheCounterSet, peg_outs: &PegOutLog) {
+        self.peg_out_scans_pending
+            .set(i64::try_from(peg_outs.pending_count()).unwrap_or(i64::MAX));
         for (name, counters) in [
             ("payloads", &caches.payloads),
             ("blocks", &caches.blocks),
@@ -147,14 +156,16 @@ impl Families {
 pub(crate) struct StatusCollector {
     sessions: SessionSet,
     caches: Arc<CacheCounterSet>,
+    peg_outs: Arc<PegOutLog>,
     descs: Vec<Desc>,
 }
 
 impl StatusCollector {
-    /// A collector over `sessions` and `caches`.
+    /// A collector over `sessions`, `caches` and the peg-out log.
     pub(crate) fn new(
         sessions: SessionSet,
         caches: Arc<CacheCounterSet>,
+        peg_outs: Arc<PegOutLog>,
     ) -> Result<Self, prometheus::Error> {
         let descs = Families::new()?
             .collectors()
@@ -164,6 +175,7 @@ impl StatusCollector {
         Ok(Self {
             sessions,
             caches,
+            peg_outs,
             descs,
         })
     }
@@ -182,7 +194,7 @@ impl Collector for StatusCollector {
                 return Vec::new();
             }
         };
-        families.fill(&self.sessions, &self.caches);
+        families.fill(&self.sessions, &self.caches, &self.peg_outs);
         families
             .collectors()
             .iter()

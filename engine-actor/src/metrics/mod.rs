@@ -92,6 +92,10 @@ pub mod names {
     pub const DISAGREEMENTS_TOTAL: &str = "engine_el_disagreements_total";
     /// Blocks replayed into execution clients that lacked them.
     pub const BLOCKS_REPLAYED_TOTAL: &str = "engine_blocks_replayed_total";
+    /// Receipts fetches for the peg-out scan of a committed block that failed (each is retried).
+    pub const PEG_OUT_SCAN_FAILURES_TOTAL: &str = "engine_peg_out_scan_failures_total";
+    /// Committed blocks whose receipts are still to be scanned for peg-outs.
+    pub const PEG_OUT_SCANS_PENDING: &str = "engine_peg_out_scans_pending";
 
     /// Every family the engine exports.
     pub const ALL: &[&str] = &[
@@ -127,6 +131,8 @@ pub mod names {
         MIGRATION_HEALTH_SCORE,
         DISAGREEMENTS_TOTAL,
         BLOCKS_REPLAYED_TOTAL,
+        PEG_OUT_SCAN_FAILURES_TOTAL,
+        PEG_OUT_SCANS_PENDING,
     ];
 }
 
@@ -166,6 +172,7 @@ pub struct EngineMetrics {
     pub(crate) preparations: IntCounterVec,
     pub(crate) disagreements: IntCounterVec,
     pub(crate) blocks_replayed: IntCounter,
+    pub(crate) peg_out_scan_failures: IntCounter,
     pub(crate) restarts: IntCounterVec,
     /// Set by engine-migration.
     pub migration_mode: IntGauge,
@@ -331,6 +338,10 @@ impl EngineMetrics {
             blocks_replayed: r.counter(
                 BLOCKS_REPLAYED_TOTAL,
                 "Blocks replayed into execution clients that lacked them.",
+            )?,
+            peg_out_scan_failures: r.counter(
+                PEG_OUT_SCAN_FAILURES_TOTAL,
+                "Failed receipts fetches of the peg-out scan (each is retried until it succeeds).",
             )?,
             restarts: r.counters(
                 ACTOR_RESTARTS_TOTAL,

@@ -127,6 +127,8 @@ impl EngineSupervisor {
                     writer_status: wiring.writer_status.subscribe(),
                     queued_writes: Arc::clone(&wiring.queued_writes),
                     events: wiring.events.clone(),
+                    peg_outs: Arc::clone(&wiring.peg_outs),
+                    metrics: Arc::clone(&wiring.metrics),
                     counters: Arc::clone(&wiring.cache_counters),
                 };
                 let (engine, _) = Actor::spawn_linked(None, EngineActor, args, supervisor).await?;

@@ -12,13 +12,17 @@ use crate::{
     EngineHandle, WriterStatus,
     cache::CacheCounterSet,
     metrics::{EngineMetrics, StatusCollector},
+    pegout::PegOutLog,
     session::SessionSet,
     wiring::Wiring,
     writer::PayloadStore,
 };
 
-/// Capacity of the peg-out event channel (a subscriber further behind misses events).
+/// Capacity of the peg-out event channel (a subscriber further behind misses events; use
+/// [`EngineHandle::peg_outs_from`] to miss none).
 const EVENT_CAPACITY: usize = 1024;
+/// Scanned blocks whose peg-outs a resuming subscriber can still get (a day of 2 s slots).
+const PEG_OUT_HISTORY_BLOCKS: usize = 43_200;
 
 /// A running engine: the supervised tree plus the handle callers use.
 pub struct EngineSystem {
@@ -90,10 +94,15 @@ impl EngineSystem {
             .collect::<Vec<_>>();
         let sessions = SessionSet::new(client_options.iter().map(|o| o.engine_url.clone()));
         let cache_counters = Arc::new(CacheCounterSet::default());
-        let collector = StatusCollector::new(sessions.clone(), Arc::clone(&cache_counters))
-            .map_err(|e| EngineError::Unavailable {
-                reason: format!("cannot create the status metrics: {e}"),
-            })?;
+        let peg_outs = Arc::new(PegOutLog::new(PEG_OUT_HISTORY_BLOCKS));
+        let collector = StatusCollector::new(
+            sessions.clone(),
+            Arc::clone(&cache_counters),
+            Arc::clone(&peg_outs),
+        )
+        .map_err(|e| EngineError::Unavailable {
+            reason: format!("cannot create the status metrics: {e}"),
+        })?;
         metrics
             .registry()
             .register(Box::new(collector))
@@ -111,6 +120,7 @@ impl EngineSystem {
             writer: watch::channel(None).0,
             queued_writes: Default::default(),
             store,
+            peg_outs: Arc::clone(&peg_outs),
             events: broadcast::channel(EVENT_CAPACITY).0,
             escalation: watch::channel(None).0,
             stopped: watch::channel(None).0,

@@ -1,4 +1,4 @@
-//! Peg-out requests of the Alys bridge contract, decoded from block receipts.
+//! [`PegOutRequested`]: the bridge contract's peg-out log, decoded from block receipts.
 
 use alloy_primitives::{Address, B256, Bytes, U256, address};
 use alloy_rpc_types_eth::TransactionReceipt;
