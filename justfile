@@ -73,6 +73,7 @@ bench:
 bench-e2e: _el-if-needed
     BENCH_EL="${BENCH_EL:-ethereumjs}" cargo bench -p engine-benches --bench prepared_build
     BENCH_EL="${BENCH_EL:-ethereumjs}" cargo bench -p engine-benches --bench el_slot
+    BENCH_EL="${BENCH_EL:-ethereumjs}" cargo bench -p engine-benches --bench import
 
 # API docs for every crate.
 docs:

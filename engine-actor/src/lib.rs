@@ -9,7 +9,8 @@
 //! | `poller` | HealthPoller and CacheJanitor |
 //! | `handle` | [`EngineHandle`] (typed async API with deadlines) and [`Engine`], the legacy facade |
 //! | `protocol` | what requests name ([`BlockRef`], [`PayloadRef`]), events, status types |
-//! | `metrics` | [`EngineMetrics`]: a Prometheus registry per engine, `/metrics` server; names in [`metric_names`] |
+//! | `metrics` | [`EngineMetrics`]: a Prometheus registry per engine; the operations endpoint (`/metrics`, `/livez`, `/readyz`, `/status`); names in [`metric_names`] |
+//! | `health` | [`Liveness`] and [`Readiness`], what `/livez` and `/readyz` answer |
 //! | `telemetry` | tracing + OpenTelemetry (OTLP/HTTP) set-up from the `OTEL_*` variables |
 //! | `cache`, `persistence`, `pegout`, `wiring` | TTL caches, forkchoice on disk, peg-out events, the channels a tree shares |
 //!
@@ -32,6 +33,7 @@
 mod cache;
 mod engine;
 mod handle;
+mod health;
 mod metrics;
 mod pegout;
 mod persistence;
@@ -45,14 +47,15 @@ mod writer;
 
 pub use cache::{CacheStats, TtlCache};
 pub use handle::{Engine, EngineHandle, LegacyApi};
+pub use health::{Liveness, Readiness};
 pub use metrics::{EngineMetrics, names as metric_names};
 pub use pegout::{
     DEFAULT_BRIDGE_ADDRESS, PegOutEvents, PegOutRequested, RequestPegOut, peg_outs_in_receipts,
 };
 pub use persistence::ForkchoiceSnapshot;
 pub use protocol::{
-    BlockRef, CachesStatus, EngineEvent, EngineStatus, InFlightWrite, LatencyStats, PayloadRef,
-    PreparationStats, WriterStatus,
+    BlockRef, CachesStatus, EngineEvent, EngineStatus, ImportReport, InFlightWrite, LatencyStats,
+    PayloadRef, PreparationStats, WriterStatus,
 };
 pub use session::{
     CircuitBreaker, CircuitChange, CircuitState, SessionStatus, is_connectivity_failure,

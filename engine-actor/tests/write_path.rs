@@ -206,3 +206,74 @@ async fn reads_never_wait_behind_a_slow_write(#[future] mock_engine: MockEngine)
     commit.await.unwrap().unwrap();
     f.system.shutdown().await;
 }
+
+/// A run of blocks from one engine imported into a fresh one in batches: newPayload for each,
+/// one forkchoiceUpdated per batch; an INVALID block stops the import, and what came before it
+/// stays committed.
+#[rstest]
+#[case::all_valid(None, 30, 4)]
+#[case::stops_at_an_invalid_block(Some(11), 11, 2)]
+#[tokio::test]
+async fn a_batch_import_commits_a_run_with_one_forkchoice_per_batch(
+    #[case] invalid_at: Option<usize>,
+    #[case] imported: usize,
+    #[case] forkchoice_updates: usize,
+) {
+    const RUN: usize = 30;
+    const BATCH: usize = 8;
+    let producer = MockEngine::start().await.unwrap();
+    let mut run = Vec::new();
+    for n in 0..RUN {
+        let slot = engine_slot(
+            &producer.engine,
+            vec![engine_testkit::peg_in(0x30 + n as u8, 5)],
+        )
+        .await
+        .unwrap();
+        run.push(slot.built.execution_data);
+    }
+    // The importer's mock has the producer's genesis (same config, same genesis block).
+    let importer = MockEngine::start().await.unwrap();
+    assert_eq!(
+        importer.mock.with_chain(|c| c.genesis_hash()),
+        producer.mock.with_chain(|c| c.genesis_hash())
+    );
+    importer.mock.clear_requests();
+    if let Some(at) = invalid_at {
+        // Fail the newPayload of payload `at` (0-based): skip the ones before it.
+        for _ in 0..at {
+            importer.mock.inject(
+                FaultRule::new(Fault::Latency(Duration::ZERO))
+                    .on("engine_newPayload")
+                    .times(1),
+            );
+        }
+        importer.mock.inject(
+            FaultRule::new(Fault::invalid("bad block", None))
+                .on("engine_newPayload")
+                .times(1),
+        );
+    }
+    let report = importer
+        .engine
+        .import_payloads(run.clone(), BATCH)
+        .await
+        .unwrap();
+    assert_eq!(report.imported, imported, "{report:?}");
+    assert_eq!(report.head, run[imported - 1].payload.block_hash());
+    assert_eq!(report.stopped.is_some(), invalid_at.is_some(), "{report:?}");
+    assert_eq!(
+        importer.engine.forkchoice().await.unwrap().head,
+        report.head
+    );
+    assert_eq!(importer.mock.with_chain(|c| c.head()), report.head);
+    let fcus = importer
+        .mock
+        .requests_for("engine_forkchoiceUpdated")
+        .iter()
+        .filter(|r| r.params.get(1).is_none_or(serde_json::Value::is_null))
+        .count();
+    assert_eq!(fcus, forkchoice_updates);
+    producer.system.shutdown().await;
+    importer.system.shutdown().await;
+}

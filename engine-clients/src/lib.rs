@@ -19,6 +19,7 @@
 //! ```
 
 mod client;
+mod deadlines;
 mod decode;
 mod http;
 mod jwt;
@@ -26,6 +27,7 @@ mod quirks;
 mod response_id;
 
 pub use client::{BuiltPayload, Capabilities, ExecutionClient, SyncState};
+pub use deadlines::with_import_deadlines;
 pub use decode::{DECODED_METHODS, Decoded, decode_response};
 pub use http::{
     AuthStatusError, ClientOptions, HttpExecutionClient, RpcObserver, Unauthorized, classify,

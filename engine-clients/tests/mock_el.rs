@@ -757,3 +757,52 @@ async fn a_secret_rotated_on_disk_is_picked_up_without_a_restart() {
     assert!(matches!(err, EngineError::Auth { .. }), "{err:?}");
     assert_eq!(mock.requests_for("eth_chainId").len(), 1);
 }
+
+/// A client on another chain (chain id or genesis hash) is refused at connect with an error
+/// that names the field and both values; the right chain connects.
+#[tokio::test]
+async fn a_client_on_another_chain_is_refused_at_connect() {
+    let (mock, client) = start(MockConfig::default()).await;
+    let chain_id = client.chain_id().await.unwrap();
+    let genesis = client
+        .block(BlockId::number(0), false)
+        .await
+        .unwrap()
+        .unwrap()
+        .header
+        .hash;
+    let right = engine_types::ChainConfig {
+        chain_id: Some(chain_id),
+        genesis_hash: Some(genesis),
+    };
+    HttpExecutionClient::connect(options(&mock).with_chain(right))
+        .await
+        .expect("the configured chain connects");
+
+    let wrong_id = engine_types::ChainConfig {
+        chain_id: Some(chain_id + 1),
+        ..right
+    };
+    let wrong_genesis = engine_types::ChainConfig {
+        genesis_hash: Some(B256::repeat_byte(0x42)),
+        ..right
+    };
+    for (chain, field) in [(wrong_id, "chain id"), (wrong_genesis, "genesis hash")] {
+        let err = HttpExecutionClient::connect(options(&mock).with_chain(chain))
+            .await
+            .expect_err("another chain must be refused");
+        assert!(
+            matches!(&err, EngineError::WrongChain { field: f, .. } if f == field),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains(&mock.url()) && text.contains("fix `chain`"),
+            "{text}"
+        );
+        assert!(
+            !err.is_retryable(),
+            "a wrong chain does not heal by retrying"
+        );
+    }
+}

@@ -407,7 +407,7 @@ async fn a_mode_switch_takes_effect_on_the_next_call_and_costs_microseconds() {
         p.adapter
             .metrics()
             .render()
-            .contains("engine_migration_mode 6")
+            .contains("engine_migration_mode 5")
     );
     drop(p.adapter);
     p.system.shutdown().await;
@@ -552,13 +552,13 @@ async fn mode_and_health_score_appear_in_the_engines_own_registry() {
         MigrationMetrics::sharing(&system.metrics()).unwrap(),
     );
     let engine_text = || system.metrics().render();
-    assert!(engine_text().contains("engine_migration_mode 1"));
+    assert!(engine_text().contains("engine_migration_mode 0"));
     adapter.set_mode(MigrationMode::Parallel);
     let committed = run_slots(&adapter, 1, 2).await;
     assert!(committed.iter().all(Option::is_some));
     let text = engine_text();
     assert!(
-        text.contains("engine_migration_mode 4"),
+        text.contains("engine_migration_mode 3"),
         "{:#?}\n{text}",
         adapter.report()
     );

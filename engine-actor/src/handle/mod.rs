@@ -23,7 +23,8 @@ use ractor::{ActorRef, RpcReplyPort};
 use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::{
-    BlockRef, EngineEvent, EngineStatus, ForkchoiceSnapshot, PayloadRef, PegOutEvents,
+    BlockRef, EngineEvent, EngineStatus, ForkchoiceSnapshot, ImportReport, PayloadRef,
+    PegOutEvents,
     engine::EngineMsg,
     protocol::{ReadRequest, Reply, RequestContext, WriteRequest},
     wiring::Wiring,
@@ -259,6 +260,30 @@ impl EngineHandle {
     pub async fn validate_payload(&self, payload: ExecutionData) -> Result<(), EngineError> {
         self.write("validate_payload", self.deadline(), |r| {
             WriteRequest::ValidatePayload(Box::new(payload), r)
+        })
+        .await
+    }
+
+    /// Import a run of consecutive blocks (each the child of the one before, the first a child
+    /// of a block the EL knows): newPayload for each in order, forkchoiceUpdated to the latest
+    /// every `fcu_every` blocks (0 or 1: after each) and at the end. For catching up and node
+    /// sync: one forkchoiceUpdated per batch instead of per block. The import stops at the
+    /// first payload that fails; what was made head before it stays committed and the report
+    /// says where and why it stopped. Imported blocks are not produced in this slot, so the
+    /// calls get the clients' full configured timeouts, never the slot bound; the request's
+    /// deadline grows with the run (the request deadline plus one newPayload deadline per
+    /// block).
+    pub async fn import_payloads(
+        &self,
+        payloads: Vec<ExecutionData>,
+        fcu_every: usize,
+    ) -> Result<ImportReport, EngineError> {
+        let timeouts = self.wiring.config.timeouts;
+        let per_block = Duration::from_millis(timeouts.new_payload_ms);
+        let blocks = u32::try_from(payloads.len()).unwrap_or(u32::MAX);
+        let deadline = self.deadline() + per_block.saturating_mul(blocks);
+        self.write("import_payloads", deadline, |r| {
+            WriteRequest::ImportPayloads(payloads, fcu_every, r)
         })
         .await
     }

@@ -19,7 +19,7 @@ use prometheus::{
 use tracing::warn;
 
 pub(crate) use collector::StatusCollector;
-pub(crate) use server::serve;
+pub(crate) use server::{Probe, serve};
 
 /// Metric names, in one place (operators' dashboards depend on them).
 pub mod names {

@@ -114,7 +114,9 @@ impl PegOutLog {
                 return;
             }
             inner.pending.remove(&number);
-            inner.scanned.insert(number, ScannedBlock { hash, peg_outs });
+            inner
+                .scanned
+                .insert(number, ScannedBlock { hash, peg_outs });
             while inner.scanned.len() > self.capacity {
                 inner.scanned.pop_first();
             }

@@ -12,7 +12,8 @@ use ractor::RpcReplyPort;
 pub(crate) use requests::{ReadRequest, WriteRequest};
 use serde::Serialize;
 pub use status::{
-    CachesStatus, EngineStatus, InFlightWrite, LatencyStats, PreparationStats, WriterStatus,
+    CachesStatus, EngineStatus, ImportReport, InFlightWrite, LatencyStats, PreparationStats,
+    WriterStatus,
 };
 
 use crate::pegout::PegOutRequested;

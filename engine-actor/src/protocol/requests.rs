@@ -8,7 +8,7 @@ use engine_clients::{BuiltPayload, SyncState};
 use engine_types::{BuildPayloadRequest, EngineError};
 
 use super::{BlockRef, PayloadRef, Reply};
-use crate::ForkchoiceSnapshot;
+use crate::{ForkchoiceSnapshot, ImportReport};
 
 /// State-changing requests.
 pub(crate) enum WriteRequest {
@@ -21,6 +21,8 @@ pub(crate) enum WriteRequest {
     CommitPayload(Box<ExecutionData>, Reply<B256>),
     /// newPayload only; the head does not move.
     ValidatePayload(Box<ExecutionData>, Reply<()>),
+    /// newPayload for each of a run of blocks, forkchoiceUpdated every n and at the end.
+    ImportPayloads(Vec<ExecutionData>, usize, Reply<ImportReport>),
     /// forkchoiceUpdated(head, safe = finalized = hash).
     FinalizeBlock(B256, Reply<()>),
     /// forkchoiceUpdated(head = ancestor).
@@ -40,6 +42,7 @@ impl WriteRequest {
             Self::PreparePayload(..) => "prepare_payload",
             Self::CommitPayload(..) => "commit_payload",
             Self::ValidatePayload(..) => "validate_payload",
+            Self::ImportPayloads(..) => "import_payloads",
             Self::FinalizeBlock(..) => "finalize_block",
             Self::RevertToBlock(..) => "revert_to_block",
             Self::UpdateForkchoice(..) => "update_forkchoice",
@@ -53,6 +56,7 @@ impl WriteRequest {
             Self::BuildPayload(_, r) => r.is_closed(),
             Self::PreparePayload(_, r) => r.is_closed(),
             Self::CommitPayload(_, r) => r.is_closed(),
+            Self::ImportPayloads(_, _, r) => r.is_closed(),
             Self::ValidatePayload(_, r)
             | Self::FinalizeBlock(_, r)
             | Self::RevertToBlock(_, r)
@@ -67,6 +71,7 @@ impl WriteRequest {
             Self::BuildPayload(_, r) => drop(r.send(Err(error))),
             Self::PreparePayload(_, r) => drop(r.send(Err(error))),
             Self::CommitPayload(_, r) => drop(r.send(Err(error))),
+            Self::ImportPayloads(_, _, r) => drop(r.send(Err(error))),
             Self::ValidatePayload(_, r)
             | Self::FinalizeBlock(_, r)
             | Self::RevertToBlock(_, r)

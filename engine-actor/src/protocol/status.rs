@@ -76,6 +76,20 @@ pub struct WriterStatus {
     pub blocks_replayed: u64,
 }
 
+/// What an import of a run of payloads did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ImportReport {
+    /// Payloads committed (validated and made head).
+    pub imported: usize,
+    /// The head after the import.
+    pub head: alloy_primitives::B256,
+    /// Its number.
+    pub head_number: u64,
+    /// Where the import stopped early and why: the index of the payload that failed.
+    pub stopped: Option<(usize, String)>,
+}
+
 /// Everything `status()` reports.
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]

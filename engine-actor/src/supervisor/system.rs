@@ -11,6 +11,8 @@ use super::{ChildKind, EngineSupervisor, SupervisorArgs, SupervisorMsg};
 use crate::{
     EngineHandle, WriterStatus,
     cache::CacheCounterSet,
+    health::{HeadClock, Liveness, Readiness},
+    metrics::Probe,
     metrics::{EngineMetrics, StatusCollector},
     pegout::PegOutLog,
     session::SessionSet,
@@ -30,6 +32,7 @@ pub struct EngineSystem {
     wiring: Arc<Wiring>,
     supervisor: ActorRef<SupervisorMsg>,
     join: ractor::concurrency::JoinHandle<()>,
+    head_clock: HeadClock,
 }
 
 impl fmt::Debug for EngineSystem {
@@ -137,6 +140,7 @@ impl EngineSystem {
             })?;
         Ok(Self {
             handle: EngineHandle::new(Arc::clone(&wiring)),
+            head_clock: HeadClock::follow(wiring.forkchoice.subscribe()),
             wiring,
             supervisor,
             join,
@@ -195,13 +199,35 @@ impl EngineSystem {
         Arc::clone(&self.wiring.metrics)
     }
 
-    /// Serve `GET /metrics` on `addr` (`127.0.0.1:0` picks a port); returns the bound address.
-    /// The server stops when the returned task is aborted.
+    /// Whether the tree is alive (false once the supervisor gave up).
+    pub fn liveness(&self) -> Liveness {
+        Liveness::from_escalation(self.escalation())
+    }
+
+    /// Whether the engine can build and commit now, and why not.
+    pub async fn readiness(&self) -> Readiness {
+        readiness_of(&self.handle, &self.head_clock, &self.wiring.config).await
+    }
+
+    /// Serve the operations endpoint on `addr` (`127.0.0.1:0` picks a port): `GET /metrics`
+    /// (Prometheus), `/livez` (200 while the tree runs, 503 once the supervisor gave up),
+    /// `/readyz` (200 when the engine can build and commit now, else 503 with the reasons) and
+    /// `/status` (everything [`EngineHandle::status`] reports), the last three as JSON.
+    /// Returns the bound address; the server stops when the returned task is aborted.
     pub async fn serve_metrics(
         &self,
         addr: std::net::SocketAddr,
     ) -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>), EngineError> {
-        crate::metrics::serve(addr, self.metrics()).await
+        let handle = self.handle.clone();
+        let escalation = self.wiring.escalation.subscribe();
+        let clock = self.head_clock.clone();
+        let config = Arc::clone(&self.wiring.config);
+        let probe: Probe = Arc::new(move |path: String| {
+            let (handle, clock, config) = (handle.clone(), clock.clone(), Arc::clone(&config));
+            let escalation = escalation.borrow().clone();
+            Box::pin(async move { probe(&handle, &clock, &config, escalation, &path).await })
+        });
+        crate::metrics::serve(addr, self.metrics(), probe).await
     }
 
     /// Why the supervisor gave up, if it did.
@@ -254,5 +280,66 @@ impl EngineSystem {
             .call(SupervisorMsg::Shutdown, Some(Duration::from_secs(45)))
             .await;
         let _ = self.join.await;
+    }
+}
+
+/// How long `/readyz` and `/status` wait for the engine's status before answering 503.
+const PROBE_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Readiness from the engine's status; unready with the reason when the status cannot be read.
+async fn readiness_of(
+    handle: &EngineHandle,
+    clock: &HeadClock,
+    config: &EngineConfig,
+) -> Readiness {
+    let slots = u32::try_from(config.recovery.ready_max_head_age_slots).unwrap_or(u32::MAX);
+    let max_head_age = (slots > 0).then(|| config.slot_duration().saturating_mul(slots));
+    match tokio::time::timeout(PROBE_DEADLINE, handle.status()).await {
+        Ok(Ok(status)) => Readiness::from_status(&status, clock.age(), max_head_age),
+        Ok(Err(e)) => Readiness::unavailable(format!("status unavailable: {e}")),
+        Err(_) => Readiness::unavailable(format!(
+            "the engine did not report its status within {PROBE_DEADLINE:?}"
+        )),
+    }
+}
+
+/// The answer of the operations endpoint for `path` (besides `/metrics`).
+async fn probe(
+    handle: &EngineHandle,
+    clock: &HeadClock,
+    config: &EngineConfig,
+    escalation: Option<String>,
+    path: &str,
+) -> Option<(hyper::StatusCode, String)> {
+    use hyper::StatusCode;
+    let json = |ok: bool, body: Result<String, serde_json::Error>| match body {
+        Ok(body) if ok => (StatusCode::OK, body),
+        Ok(body) => (StatusCode::SERVICE_UNAVAILABLE, body),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{{\"error\":\"cannot encode the answer: {e}\"}}"),
+        ),
+    };
+    match path {
+        "/livez" => {
+            let live = Liveness::from_escalation(escalation);
+            Some(json(live.live, serde_json::to_string(&live)))
+        }
+        "/readyz" => {
+            let ready = readiness_of(handle, clock, config).await;
+            Some(json(ready.ready, serde_json::to_string(&ready)))
+        }
+        "/status" => Some(
+            match tokio::time::timeout(PROBE_DEADLINE, handle.status()).await {
+                Ok(Ok(status)) => json(true, serde_json::to_string(&status)),
+                Ok(Err(e)) => json(false, Ok(serde_json::json!({ "error": e.to_string() }).to_string())),
+                Err(_) => json(
+                    false,
+                    Ok(serde_json::json!({ "error": format!("no status within {PROBE_DEADLINE:?}") })
+                        .to_string()),
+                ),
+            },
+        ),
+        _ => None,
     }
 }

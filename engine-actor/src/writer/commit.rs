@@ -19,7 +19,7 @@ use super::{
     catch_up::catch_up,
     env::{Changes, WriteEnv, first_answer, forkchoice_everywhere, is_ambiguous, persist},
 };
-use crate::{engine::CommittedBlock, session::SessionLink};
+use crate::{ForkchoiceSnapshot, ImportReport, engine::CommittedBlock, session::SessionLink};
 
 /// The rpc block of a committed payload, with full (signer-recovered) transactions, so the
 /// node's "block with transactions right after commit" is a cache hit; and the block's RLP
@@ -182,19 +182,12 @@ pub(crate) async fn validate<C: ExecutionClient>(
     ))
 }
 
-/// newPayload → VALID → forkchoiceUpdated(head = block) → persist. Anything else leaves the
-/// forkchoice as it was.
-pub(crate) async fn commit<C: ExecutionClient>(
-    env: &WriteEnv<C>,
-    data: ExecutionData,
-) -> Result<(B256, Changes), EngineError> {
+/// What committing a payload records: the block for the caches and the peg-out scan, and
+/// where the withdrawal index goes on after it.
+fn committed_block(data: &ExecutionData) -> (CommittedBlock, Option<u64>, u64) {
     let hash = data.payload.block_hash();
-    let number = data.payload.block_number();
-    let timestamp = data.payload.timestamp();
     let (block, size_bytes) =
-        block_from_payload(&data).map_or((None, 0), |(b, size)| (Some(Arc::new(b)), size));
-    let transactions = data.payload.transactions().len();
-    let gas_used = data.payload.as_v1().gas_used;
+        block_from_payload(data).map_or((None, 0), |(b, size)| (Some(Arc::new(b)), size));
     // Withdrawal indices continue after the committed chain's, whoever built the block (a
     // block imported from a peer or built by the legacy path during a migration).
     let after_withdrawals = data
@@ -202,14 +195,33 @@ pub(crate) async fn commit<C: ExecutionClient>(
         .withdrawals()
         .and_then(|ws| ws.last())
         .map(|w| w.index.saturating_add(1));
-    let ((), validated) = validate(env, data).await?;
+    let block = CommittedBlock {
+        hash,
+        number: data.payload.block_number(),
+        block,
+        size_bytes,
+        transactions: data.payload.transactions().len(),
+        gas_used: data.payload.as_v1().gas_used,
+        span: tracing::Span::current(),
+    };
+    (block, after_withdrawals, data.payload.timestamp())
+}
+
+/// forkchoiceUpdated(head = `head`, safe and finalized unchanged) everywhere → the snapshot
+/// with that head, persisted.
+async fn move_head<C: ExecutionClient>(
+    env: &WriteEnv<C>,
+    mut snapshot: ForkchoiceSnapshot,
+    head: (B256, u64, u64),
+    after_withdrawals: Option<u64>,
+) -> Result<ForkchoiceSnapshot, EngineError> {
+    let (hash, number, timestamp) = head;
     let state = ForkchoiceState {
         head_block_hash: hash,
-        safe_block_hash: env.snapshot.safe,
-        finalized_block_hash: env.snapshot.finalized,
+        safe_block_hash: snapshot.safe,
+        finalized_block_hash: snapshot.finalized,
     };
     forkchoice_everywhere(env, state, hash).await?;
-    let mut snapshot = env.snapshot;
     if let Some(next) = after_withdrawals {
         snapshot.next_withdrawal_index = snapshot.next_withdrawal_index.max(next);
     }
@@ -217,19 +229,103 @@ pub(crate) async fn commit<C: ExecutionClient>(
     snapshot.head_number = number;
     snapshot.head_timestamp = timestamp;
     persist(&env.config, snapshot).await?;
+    Ok(snapshot)
+}
+
+/// newPayload → VALID → forkchoiceUpdated(head = block) → persist. Anything else leaves the
+/// forkchoice as it was.
+pub(crate) async fn commit<C: ExecutionClient>(
+    env: &WriteEnv<C>,
+    data: ExecutionData,
+) -> Result<(B256, Changes), EngineError> {
+    let (block, after_withdrawals, timestamp) = committed_block(&data);
+    let (hash, number) = (block.hash, block.number);
+    let ((), validated) = validate(env, data).await?;
+    let snapshot = move_head(
+        env,
+        env.snapshot,
+        (hash, number, timestamp),
+        after_withdrawals,
+    )
+    .await?;
     let changes = Changes {
         snapshot: Some(snapshot),
         disagreement: validated.disagreement,
-        committed: Some(CommittedBlock {
-            hash,
-            number,
-            block,
-            size_bytes,
-            transactions,
-            gas_used,
-            span: tracing::Span::current(),
-        }),
+        committed: vec![block],
         ..Changes::default()
     };
     Ok((hash, changes))
+}
+
+/// A run of payloads, each a child of the one before: newPayload for each in order, and one
+/// forkchoiceUpdated to the last every `fcu_every` blocks and at the end. Stops at the first
+/// payload that fails; what was made head before that stays committed (the report says where
+/// it stopped and why). Fails without changing anything if nothing could be made head.
+pub(crate) async fn import<C: ExecutionClient>(
+    env: &WriteEnv<C>,
+    payloads: Vec<ExecutionData>,
+    fcu_every: usize,
+) -> Result<(ImportReport, Changes), EngineError> {
+    let fcu_every = fcu_every.max(1);
+    let total = payloads.len();
+    let mut snapshot = env.snapshot;
+    let mut changes = Changes::default();
+    let mut unannounced: Vec<(CommittedBlock, Option<u64>, u64)> = Vec::new();
+    let mut stopped = None;
+    for (i, data) in payloads.into_iter().enumerate() {
+        let entry = committed_block(&data);
+        if let Err(e) = validate(env, data).await {
+            stopped = Some((i, e));
+            break;
+        }
+        unannounced.push(entry);
+        if unannounced.len() == fcu_every || i + 1 == total {
+            match announce(env, snapshot, &mut unannounced).await {
+                Ok(moved) => {
+                    snapshot = moved.0;
+                    changes.committed.extend(moved.1);
+                }
+                Err(e) => {
+                    stopped = Some((i, e));
+                    break;
+                }
+            }
+        }
+    }
+    if stopped.is_some() && !unannounced.is_empty() {
+        // Validated blocks before the failure: make the last of them head too.
+        if let Ok(moved) = announce(env, snapshot, &mut unannounced).await {
+            snapshot = moved.0;
+            changes.committed.extend(moved.1);
+        }
+    }
+    let imported = changes.committed.len();
+    if imported == 0
+        && let Some((_, e)) = stopped
+    {
+        return Err(e);
+    }
+    changes.snapshot = Some(snapshot);
+    let report = ImportReport {
+        imported,
+        head: snapshot.head,
+        head_number: snapshot.head_number,
+        stopped: stopped.map(|(index, e)| (index, e.to_string())),
+    };
+    Ok((report, changes))
+}
+
+/// Make the last of `blocks` head (they are validated, in order) and hand them out.
+async fn announce<C: ExecutionClient>(
+    env: &WriteEnv<C>,
+    snapshot: ForkchoiceSnapshot,
+    blocks: &mut Vec<(CommittedBlock, Option<u64>, u64)>,
+) -> Result<(ForkchoiceSnapshot, Vec<CommittedBlock>), EngineError> {
+    let Some((last, _, timestamp)) = blocks.last() else {
+        return Ok((snapshot, Vec::new()));
+    };
+    let head = (last.hash, last.number, *timestamp);
+    let after_withdrawals = blocks.iter().filter_map(|(_, after, _)| *after).max();
+    let moved = move_head(env, snapshot, head, after_withdrawals).await?;
+    Ok((moved, blocks.drain(..).map(|(b, _, _)| b).collect()))
 }

@@ -59,6 +59,20 @@ fn precheck(config: &EngineConfig, request: &WriteRequest) -> Result<(), EngineE
         WriteRequest::CommitPayload(data, _) | WriteRequest::ValidatePayload(data, _) => {
             validate_execution_data(data, &config.fork_schedule)
         }
+        WriteRequest::ImportPayloads(payloads, _, _) => {
+            for (i, data) in payloads.iter().enumerate() {
+                validate_execution_data(data, &config.fork_schedule).map_err(|e| {
+                    EngineError::invalid_request(format!("payloads[{i}]"), e.to_string())
+                })?;
+                if i > 0 && data.payload.parent_hash() != payloads[i - 1].payload.block_hash() {
+                    return Err(EngineError::invalid_request(
+                        format!("payloads[{i}]"),
+                        "its parent is not the payload before it; import a run of consecutive blocks",
+                    ));
+                }
+            }
+            Ok(())
+        }
         WriteRequest::FinalizeBlock(hash, _) => FinalizeRequest { hash: *hash }.validate(),
         WriteRequest::RevertToBlock(hash, _) => RevertRequest { hash: *hash }.validate(),
         WriteRequest::UpdateForkchoice(s, _) | WriteRequest::InitializeFromLegacy(s, _, _) => {
@@ -225,6 +239,16 @@ impl WriteCore {
                 )
                 .await;
             }
+            WriteRequest::ImportPayloads(payloads, fcu_every, reply) => {
+                self.finish(
+                    op,
+                    reply,
+                    engine_clients::with_import_deadlines(commit::import(env, payloads, fcu_every))
+                        .instrument(span),
+                    effects,
+                )
+                .await;
+            }
             WriteRequest::ValidatePayload(data, reply) => {
                 self.finish(
                     op,
@@ -326,6 +350,7 @@ impl WriteCore {
                 m.blocks_committed.inc();
                 m.commit_duration.observe(elapsed.as_secs_f64());
             }
+            "import_payloads" => {}
             "finalize_block" => {
                 m.blocks_finalized.inc();
                 m.finalize_duration.observe(elapsed.as_secs_f64());
@@ -371,7 +396,7 @@ impl WriteCore {
         if let Some(built) = built {
             effects(Effect::Cache(CacheUpdate::Built(Box::new(built))));
         }
-        if let Some(committed) = committed {
+        for committed in committed {
             self.metrics.observe_payload(
                 committed.size_bytes,
                 committed.transactions,

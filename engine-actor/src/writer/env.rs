@@ -107,8 +107,8 @@ pub(crate) struct Changes {
     pub(crate) snapshot: Option<ForkchoiceSnapshot>,
     /// A payload to cache (by id and block hash).
     pub(crate) built: Option<BuiltPayload>,
-    /// A committed block: cache it (if it decoded) and fetch its receipts (peg-outs).
-    pub(crate) committed: Option<CommittedBlock>,
+    /// Committed blocks, in order: cache each (if it decoded) and scan its receipts (peg-outs).
+    pub(crate) committed: Vec<CommittedBlock>,
     /// A block that became finalized: pin it in the cache.
     pub(crate) finalized: Option<B256>,
     /// What the write did to the preparation.

@@ -141,10 +141,13 @@ impl HttpExecutionClient {
 
     /// The deadline of a slot-path method: its configured timeout, bounded by the slot — except
     /// a newPayload before the client has processed one since it (re)connected, which gets its
-    /// full configured timeout (the first block after a client starts can take seconds).
+    /// full configured timeout (the first block after a client starts can take seconds), and
+    /// any call made under [`crate::with_import_deadlines`].
     pub(super) fn slot_bounded(&self, method: EngineMethod) -> Duration {
         let configured = self.options.timeouts.for_engine_method(method);
-        if method.is_new_payload() && !self.processing_warm() {
+        if crate::deadlines::import_deadlines()
+            || (method.is_new_payload() && !self.processing_warm())
+        {
             return configured;
         }
         self.options

@@ -13,6 +13,7 @@
 //! | `wire.rs` | answers decoded into our own shapes, with the reason for each |
 
 mod call;
+mod chain_check;
 mod classify;
 mod engine_api;
 mod eth;
@@ -136,6 +137,7 @@ impl HttpExecutionClient {
     pub async fn connect(options: ClientOptions) -> Result<Self, EngineError> {
         let mut client = Self::new_unconnected(options)?;
         client.capabilities = crate::ExecutionClient::exchange_capabilities(&client).await?;
+        client.verify_chain().await?;
         client.identity = client.identify().await;
         client.quirks = Quirks::for_kind(client.identity.kind);
         if client.quirks.slow_first_new_payload && client.options.warm_up {

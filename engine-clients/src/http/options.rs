@@ -4,7 +4,8 @@ use std::{path::Path, sync::Arc, time::Duration};
 
 use alloy_rpc_types_engine::JwtSecret;
 use engine_types::{
-    EndpointConfig, EngineConfig, EngineError, ForkSchedule, RetryConfig, TimeoutConfig,
+    ChainConfig, EndpointConfig, EngineConfig, EngineError, ForkSchedule, RetryConfig,
+    TimeoutConfig,
 };
 
 use crate::load_jwt_secret;
@@ -52,6 +53,9 @@ pub struct ClientOptions {
     /// first newPayload is slow (the quirk `slow_first_new_payload`: Reth), so the first slot
     /// does not pay for it. Default `true`.
     pub warm_up: bool,
+    /// The chain the client must be on, checked at every connect (a client on another chain is
+    /// refused with [`EngineError::WrongChain`]). Default: not checked.
+    pub chain: ChainConfig,
 }
 
 impl ClientOptions {
@@ -88,6 +92,7 @@ impl ClientOptions {
             slot_deadline: Some(config.slot_duration()),
             observer: None,
             warm_up: true,
+            chain: config.chain,
         }
     }
 
@@ -105,6 +110,7 @@ impl ClientOptions {
             slot_deadline: None,
             observer: None,
             warm_up: true,
+            chain: config.chain,
         }
     }
 
@@ -125,6 +131,13 @@ impl ClientOptions {
         self.timeouts = config.timeouts;
         self.retry = config.retry;
         self.slot_deadline = Some(config.slot_duration());
+        self.chain = config.chain;
+        self
+    }
+
+    /// Refuse a client that is not on `chain` (checked at every connect).
+    pub const fn with_chain(mut self, chain: ChainConfig) -> Self {
+        self.chain = chain;
         self
     }
 

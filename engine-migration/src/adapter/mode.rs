@@ -33,8 +33,22 @@ impl MigrationMode {
         AbSplit::new(percent).map(|s| Self::Canary(s.percent()))
     }
 
-    /// The value of the `engine_migration_mode` gauge (1–7; 0 means no migration).
+    /// The value of the `engine_migration_mode` gauge, as ALYS-008's dashboards read it:
+    /// 0 legacy, 1 shadow, 2 canary, 3 parallel, 4 actor primary, 5 actor only. A rollback runs
+    /// the legacy path only, so it reports 0 (`engine_migration_rollbacks_total` counts them).
     pub const fn code(self) -> i64 {
+        match self {
+            Self::LegacyOnly | Self::Rollback => 0,
+            Self::Shadow => 1,
+            Self::Canary(_) => 2,
+            Self::Parallel => 3,
+            Self::ActorPrimary => 4,
+            Self::ActorOnly => 5,
+        }
+    }
+
+    /// The variant's tag in the packed mode word (distinct for every variant).
+    const fn tag(self) -> u16 {
         match self {
             Self::LegacyOnly => 1,
             Self::Shadow => 2,
@@ -59,7 +73,7 @@ impl MigrationMode {
             Self::Canary(p) => p as u16,
             _ => 0,
         };
-        ((self.code() as u16) << 8) | percent
+        (self.tag() << 8) | percent
     }
 
     pub(super) const fn decode(bits: u16) -> Self {
@@ -145,5 +159,21 @@ mod tests {
         assert!("canary:101".parse::<MigrationMode>().is_err());
         let err = "actor-first".parse::<MigrationMode>().unwrap_err();
         assert!(err.to_string().contains("actor-primary"), "{err}");
+    }
+
+    #[test]
+    fn the_gauge_numbers_modes_as_alys_008_does() {
+        let codes = [
+            (MigrationMode::LegacyOnly, 0),
+            (MigrationMode::Shadow, 1),
+            (MigrationMode::Canary(25), 2),
+            (MigrationMode::Parallel, 3),
+            (MigrationMode::ActorPrimary, 4),
+            (MigrationMode::ActorOnly, 5),
+            (MigrationMode::Rollback, 0),
+        ];
+        for (mode, code) in codes {
+            assert_eq!(mode.code(), code, "{mode}");
+        }
     }
 }

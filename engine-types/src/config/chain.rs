@@ -3,9 +3,10 @@
 use alloy_primitives::B256;
 use serde::{Deserialize, Serialize};
 
-/// The chain every execution client must serve. Each session checks it when it connects
-/// (`eth_chainId`, the genesis block's hash, and the fork times of `eth_config` (EIP-7910) where
-/// the client has it) and refuses a client on another chain. Unset fields are not checked.
+/// The chain every execution client must serve. Each session checks it whenever it connects
+/// (`eth_chainId`, the hash of block 0) and refuses a client on another chain with
+/// `EngineError::WrongChain`; the session stays down and is tried again at the next health
+/// poll. Unset fields are not checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChainConfig {

@@ -35,6 +35,9 @@ pub struct RecoveryConfig {
     /// building the same slot (ms), at most half the slot; the first answer is used.
     /// Default 500.
     pub hedge_after_ms: u64,
+    /// `/readyz` answers unready once the head has not moved for this many slots (a wedged
+    /// producer or a node that stopped importing); 0 turns the check off. Default 30.
+    pub ready_max_head_age_slots: u64,
 }
 
 impl RecoveryConfig {
@@ -56,6 +59,7 @@ impl Default for RecoveryConfig {
             max_catch_up_blocks: 2_048,
             disagreement: DisagreementPolicy::Refuse,
             hedge_after_ms: 500,
+            ready_max_head_age_slots: 30,
         }
     }
 }
