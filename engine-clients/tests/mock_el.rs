@@ -806,3 +806,47 @@ async fn a_client_on_another_chain_is_refused_at_connect() {
         );
     }
 }
+
+/// `https://` endpoints: a slot and an `eth_` read through a TLS server whose certificate
+/// authority comes from the configured CA file; without that file the certificate is refused at
+/// connect, and a CA file that is not PEM is a configuration error.
+#[tokio::test]
+async fn https_endpoints_work_with_the_configured_certificate_authority() {
+    let mock = MockExecutionLayer::start(MockConfig::default())
+        .await
+        .unwrap();
+    let front = engine_testkit::TlsFront::start(mock.addr()).await.unwrap();
+    let mut over_tls = options(&mock).with_tls_ca(front.ca_path());
+    over_tls.engine_url = front.url();
+    let client = HttpExecutionClient::connect(over_tls.clone())
+        .await
+        .expect("connects over TLS");
+    let head = mock.with_chain(|c| c.head());
+    let peg_in = [AddBalance(PEG_IN_A, ConsensusAmount(5))];
+    let data = client_slot(&client, head, 2, &peg_in, 0)
+        .await
+        .expect("slot over TLS");
+    assert_eq!(mock.with_chain(|c| c.head()), data.payload.block_hash());
+    assert_eq!(
+        client.balance(PEG_IN_A, BlockId::latest()).await.unwrap(),
+        U256::from(5_000_000_000u64)
+    );
+
+    let mut untrusted = over_tls.clone();
+    untrusted.tls_ca_path = None;
+    let err = HttpExecutionClient::connect(untrusted)
+        .await
+        .expect_err("a certificate nobody trusts must be refused");
+    assert!(
+        format!("{err:?}").to_lowercase().contains("certificate"),
+        "{err:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.pem");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    let err = HttpExecutionClient::connect(over_tls.with_tls_ca(&not_pem))
+        .await
+        .expect_err("a CA file without certificates is refused");
+    assert!(err.to_string().contains("tls_ca_path"), "{err}");
+}

@@ -37,6 +37,8 @@ pub mod names {
     pub const MODE: &str = "engine_migration_mode";
     /// The health score, 0–100.
     pub const HEALTH_SCORE: &str = "engine_migration_health_score";
+    /// Mismatches of any kind, under ALYS-008's name.
+    pub const STATE_VALIDATION_FAILURES: &str = "engine_state_validation_failures_total";
 
     /// Lighthouse v4/v5 compat client: calls per version (`v4`/`v5`), operation and outcome.
     pub const COMPAT_CALLS: &str = "engine_compat_calls_total";
@@ -82,6 +84,8 @@ pub struct MigrationMetrics {
     pub mode: IntGauge,
     /// Health score.
     pub health_score: Gauge,
+    /// Mismatches of any kind (`engine_state_validation_failures_total`, ALYS-008).
+    pub state_validation_failures: IntCounter,
 }
 
 impl MigrationMetrics {
@@ -89,25 +93,36 @@ impl MigrationMetrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let mode = IntGauge::new(
             names::MODE,
-            "Current migration mode (1 legacy-only, 2 shadow, 3 canary, 4 parallel, 5 actor-primary, 6 actor-only, 7 rollback)",
+            "Current migration mode (0=legacy, 1=shadow, 2=canary, 3=parallel, 4=primary, 5=actor-only).",
         )?;
         let score = Gauge::new(names::HEALTH_SCORE, "Migration health score, 0-100")?;
-        let metrics = Self::with_gauges(mode.clone(), score.clone())?;
+        let validation_failures = IntCounter::new(
+            names::STATE_VALIDATION_FAILURES,
+            "Legacy and actor results that differed (state validation failures during migration).",
+        )?;
+        let metrics = Self::with_gauges(mode.clone(), score.clone(), validation_failures.clone())?;
         metrics.registry.register(Box::new(mode))?;
         metrics.registry.register(Box::new(score))?;
+        metrics.registry.register(Box::new(validation_failures))?;
         Ok(metrics)
     }
 
-    /// The families in a new registry, except mode and health score, which are written to the
-    /// engine's own gauges (already in the engine's registry).
+    /// The families in a new registry, except mode, health score and state validation
+    /// failures, which are written to the engine's own families (already in the engine's
+    /// registry, under ALYS-008's names).
     pub fn sharing(engine: &EngineMetrics) -> Result<Self, prometheus::Error> {
         Self::with_gauges(
             engine.migration_mode.clone(),
             engine.migration_health_score.clone(),
+            engine.state_validation_failures.clone(),
         )
     }
 
-    fn with_gauges(mode: IntGauge, health_score: Gauge) -> Result<Self, prometheus::Error> {
+    fn with_gauges(
+        mode: IntGauge,
+        health_score: Gauge,
+        state_validation_failures: IntCounter,
+    ) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let calls = IntCounterVec::new(
             Opts::new(names::CALLS, "Migration adapter calls per path"),
@@ -184,6 +199,7 @@ impl MigrationMetrics {
             rollbacks,
             mode,
             health_score,
+            state_validation_failures,
         })
     }
 

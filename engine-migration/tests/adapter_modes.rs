@@ -563,10 +563,12 @@ async fn mode_and_health_score_appear_in_the_engines_own_registry() {
         adapter.report()
     );
     assert!(text.contains("engine_migration_health_score"));
+    assert!(text.contains("engine_state_validation_failures_total 0"));
     // The adapter's own registry has the rest, without the two shared gauges.
     let own = adapter.metrics().render();
     assert!(own.contains("engine_migration_comparisons_total"));
     assert!(!own.contains("engine_migration_mode "));
+    assert!(!own.contains("engine_state_validation_failures_total"));
     drop(adapter);
     system.shutdown().await;
 }
@@ -596,6 +598,13 @@ async fn an_actor_finding_invalid_what_legacy_committed_is_an_outcome_mismatch()
             .metrics()
             .render()
             .contains("engine_migration_mismatches_total{kind=\"outcome\"} 1")
+    );
+    assert!(
+        p.adapter
+            .metrics()
+            .render()
+            .contains("engine_state_validation_failures_total 1"),
+        "ALYS-008's name counts the same mismatch"
     );
     // The actor's EL (a separate mock here) never got that block, so the actor cannot catch
     // up there; legacy keeps answering and the actor's failures are counted as errors.

@@ -6,6 +6,7 @@
 //! | `launcher` | [`RealExecutionClient`]: real execution clients (EthereumJS from the pinned npm package, Reth and Geth when their binaries are present) on a post-merge genesis ([`GenesisOptions`]) with a JWT secret |
 //! | `harness` | what every suite uses: an engine on the mock or a real EL ([`MockEngine`], [`RealEngine`], rstest fixtures), the test configuration, one slot through the engine or a client ([`engine_slot`], [`client_slot`]), the in-memory [`ScriptedClient`] |
 //! | `otlp` | [`OtlpReceiver`], an OTLP/HTTP trace receiver that decodes what exporters send |
+//! | `tls` | [`TlsFront`], a TLS server on `127.0.0.1` in front of a plain one (the mock), with its own certificate authority, for `https://` endpoints |
 //! | `tx` | signed test transactions for `eth_sendRawTransaction` |
 //! | `wire` | [`RecordingProxy`], which records every Engine API call to a real client, and the execution-apis schemas they are checked against |
 //! | `bridge` | the Alys peg-out bridge contract (address, runtime code, ABI, signed `requestPegOut` calls) and the log it emits, which the mock synthesizes |
@@ -15,6 +16,7 @@ mod harness;
 mod launcher;
 mod mock;
 mod otlp;
+mod tls;
 mod tx;
 mod wire;
 
@@ -37,6 +39,7 @@ pub use mock::{
     MockExecutionLayer, RecordedRequest,
 };
 pub use otlp::{OtlpReceiver, ReceivedSpan};
+pub use tls::TlsFront;
 pub use tx::{TxError, signed_eip1559, signed_transfer};
 pub use wire::{
     EngineApiSchemas, Exchange, ProxyError, RecordingProxy, SchemaError, WireReport,

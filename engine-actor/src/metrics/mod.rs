@@ -85,6 +85,8 @@ pub mod names {
     pub const MIGRATION_MODE: &str = "engine_migration_mode";
     /// Migration health score 0–100 (set by engine-migration).
     pub const MIGRATION_HEALTH_SCORE: &str = "engine_migration_health_score";
+    /// Legacy and actor results that differed during a migration (set by engine-migration).
+    pub const STATE_VALIDATION_FAILURES_TOTAL: &str = "engine_state_validation_failures_total";
     /// Every state-changing request, by operation and outcome.
     pub const WRITE_DURATION: &str = "engine_write_duration_seconds";
     /// Payloads the execution clients disagreed on, by what the policy did (refused,
@@ -129,6 +131,7 @@ pub mod names {
         ACTOR_RESTARTS_TOTAL,
         MIGRATION_MODE,
         MIGRATION_HEALTH_SCORE,
+        STATE_VALIDATION_FAILURES_TOTAL,
         DISAGREEMENTS_TOTAL,
         BLOCKS_REPLAYED_TOTAL,
         PEG_OUT_SCAN_FAILURES_TOTAL,
@@ -178,6 +181,8 @@ pub struct EngineMetrics {
     pub migration_mode: IntGauge,
     /// Set by engine-migration.
     pub migration_health_score: Gauge,
+    /// Set by engine-migration.
+    pub state_validation_failures: IntCounter,
 }
 
 /// Registers metrics into one registry.
@@ -355,6 +360,10 @@ impl EngineMetrics {
             migration_health_score: r.add(Gauge::new(
                 MIGRATION_HEALTH_SCORE,
                 "Migration health score, 0-100.",
+            )?)?,
+            state_validation_failures: r.add(IntCounter::new(
+                STATE_VALIDATION_FAILURES_TOTAL,
+                "Legacy and actor results that differed during a migration (set by engine-migration).",
             )?)?,
             registry,
         };

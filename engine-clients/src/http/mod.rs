@@ -19,6 +19,7 @@ mod engine_api;
 mod eth;
 mod execution_client;
 mod options;
+mod tls;
 mod unauthorized;
 mod warm_up;
 pub(crate) mod wire;
@@ -96,7 +97,9 @@ fn parse_url(key: &str, url: &str) -> Result<url::Url, EngineError> {
 impl Transports {
     fn build(options: &ClientOptions, secret: JwtSecret) -> Result<Self, EngineError> {
         let engine_url = parse_url("engine_url", &options.engine_url)?;
-        let hyper = Client::builder(TokioExecutor::new()).build_http::<Full<BodyBytes>>();
+        let connector = tls::connector(options.tls_ca_path.as_deref())?;
+        let hyper =
+            Client::builder(TokioExecutor::new()).build::<_, Full<BodyBytes>>(connector.clone());
         let service = tower::ServiceBuilder::new()
             .layer(AuthLayer::new(secret))
             .layer(AuthStatusLayer)
@@ -112,9 +115,16 @@ impl Transports {
             Some(url) => {
                 let url = parse_url("eth_url", url)?;
                 RootProvider::new(
-                    ClientBuilder::default()
-                        .layer(ResponseIdLayer)
-                        .transport(Http::with_client(HyperClient::new(), url), true),
+                    ClientBuilder::default().layer(ResponseIdLayer).transport(
+                        Http::with_client(
+                            HyperClient::<Full<BodyBytes>, _>::with_service(
+                                Client::builder(TokioExecutor::new())
+                                    .build::<_, Full<BodyBytes>>(connector),
+                            ),
+                            url,
+                        ),
+                        true,
+                    ),
                 )
             }
             None => engine.clone(),

@@ -56,6 +56,8 @@ pub struct ClientOptions {
     /// The chain the client must be on, checked at every connect (a client on another chain is
     /// refused with [`EngineError::WrongChain`]). Default: not checked.
     pub chain: ChainConfig,
+    /// PEM file with certificate authorities trusted for `https://` URLs besides the system's.
+    pub tls_ca_path: Option<std::path::PathBuf>,
 }
 
 impl ClientOptions {
@@ -93,6 +95,7 @@ impl ClientOptions {
             observer: None,
             warm_up: true,
             chain: config.chain,
+            tls_ca_path: endpoint.tls_ca_path.clone(),
         }
     }
 
@@ -111,6 +114,7 @@ impl ClientOptions {
             observer: None,
             warm_up: true,
             chain: config.chain,
+            tls_ca_path: None,
         }
     }
 
@@ -132,6 +136,13 @@ impl ClientOptions {
         self.retry = config.retry;
         self.slot_deadline = Some(config.slot_duration());
         self.chain = config.chain;
+        self
+    }
+
+    /// Trust the certificate authorities in the PEM file at `path` for `https://` URLs, besides
+    /// the system's.
+    pub fn with_tls_ca(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tls_ca_path = Some(path.into());
         self
     }
 

@@ -252,6 +252,7 @@ where
             self.mismatches.fetch_add(1, Ordering::Relaxed);
             for m in mismatches {
                 self.metrics.mismatches.with_label_values(&[m.kind()]).inc();
+                self.metrics.state_validation_failures.inc();
             }
             warn!(
                 operation = op.as_str(),
