@@ -7,6 +7,10 @@ export INSTA_UPDATE := if env_var_or_default("CI", "") == "true" { "no" } else {
 
 el_dir := "engine-testkit/el"
 
+# The Alys node's boundary (the shim's tests, the SSZ vectors) is behind a feature: tests and
+# lints build it too.
+features := "--features engine-migration/alys-node"
+
 _default:
     @just --list
 
@@ -29,9 +33,9 @@ test: _el-if-needed
     set -euo pipefail
     if ! cargo nextest --version >/dev/null 2>&1; then
         echo "cargo-nextest is not installed: running the tests with cargo test, one at a time (install it with 'cargo install cargo-nextest --locked' for parallel, one process per test)"
-        cargo test --workspace --lib --bins --tests -- --test-threads=1
+        cargo test --workspace {{features}} --lib --bins --tests -- --test-threads=1
         cargo test -p engine-benches --benches
-        cargo test --workspace --doc -q
+        cargo test --workspace {{features}} --doc -q
         exit 0
     fi
     skip_filter=""
@@ -44,25 +48,25 @@ test: _el-if-needed
         fi
     done
     if [ -z "$skip_filter" ]; then
-        cargo nextest run --workspace --all-targets
+        cargo nextest run --workspace {{features}} --all-targets
     else
-        cargo nextest run --workspace --all-targets -E "not ($skip_filter)"
+        cargo nextest run --workspace {{features}} --all-targets -E "not ($skip_filter)"
         for client in "${skipped[@]}"; do
             var="$(echo "$client" | tr a-z A-Z)_BIN"
-            count="$(cargo nextest list --workspace --all-targets -E "test(/${client}_el/)" --message-format oneline 2>/dev/null | grep -c . || true)"
+            count="$(cargo nextest list --workspace {{features}} --all-targets -E "test(/${client}_el/)" --message-format oneline 2>/dev/null | grep -c . || true)"
             echo "SKIPPED: $count $client tests: $var is not set and $client is not on PATH"
         done
     fi
-    cargo test --workspace --doc -q
+    cargo test --workspace {{features}} --doc -q
 
 # Only the tests against real execution clients (EthereumJS; Reth/Geth when RETH_BIN/GETH_BIN or PATH has them).
 e2e: _el-if-needed
-    cargo nextest run --workspace -E 'binary(/real_el/) | test(/(ethereumjs|reth|geth)_el/)'
+    cargo nextest run --workspace {{features}} -E 'binary(/real_el/) | test(/(ethereumjs|reth|geth)_el/)'
 
 # Formatting and clippy with warnings as errors.
 lint:
     cargo fmt --all --check
-    cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy --workspace --all-targets {{features}} -- -D warnings
 
 # Benchmarks against the in-process mock (criterion suites and the 10 000-slot workload).
 bench:

@@ -12,6 +12,7 @@
 //! | `health` | per-path statistics, the 0–100 health score, rollback thresholds |
 //! | `controller` | [`MigrationController`]: pre-migration → parallel → canary steps → complete, or rolled back |
 //! | `metrics` | Prometheus families of the adapter and the compat client |
+//! | [`alys_node`] | (feature `alys-node`) what the Alys node's `engine.rs` shim needs, in the node's own types |
 //!
 //! The operator's view is `docs/migration-runbook.md`.
 //!
@@ -35,6 +36,8 @@
 
 mod ab;
 mod adapter;
+#[cfg(feature = "alys-node")]
+pub mod alys_node;
 mod compat;
 mod controller;
 mod health;

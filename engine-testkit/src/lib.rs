@@ -40,7 +40,10 @@ pub use mock::{
 };
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use tls::TlsFront;
-pub use tx::{TxError, signed_eip1559, signed_transfer};
+pub use tx::{
+    TxError, signed_eip1559, signed_eip1559_transfer, signed_eip2930, signed_legacy,
+    signed_transfer,
+};
 pub use wire::{
     EngineApiSchemas, Exchange, ProxyError, RecordingProxy, SchemaError, WireReport,
     check_engine_calls,

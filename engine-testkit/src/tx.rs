@@ -68,3 +68,88 @@ pub fn signed_transfer(
         21_000,
     )
 }
+
+/// A legacy (type 0, EIP-155) value transfer at `gas_price` wei.
+pub fn signed_legacy(
+    private_key_hex: &str,
+    chain_id: u64,
+    nonce: u64,
+    to: Address,
+    value: U256,
+    gas_price: u128,
+) -> Result<(Bytes, B256), TxError> {
+    let tx = alloy_consensus::TxLegacy {
+        chain_id: Some(chain_id),
+        nonce,
+        gas_price,
+        gas_limit: 21_000,
+        to: TxKind::Call(to),
+        value,
+        input: Bytes::new(),
+    };
+    sign(private_key_hex, tx)
+}
+
+/// An EIP-2930 (type 1) value transfer at `gas_price` wei, with an access list naming `to`.
+pub fn signed_eip2930(
+    private_key_hex: &str,
+    chain_id: u64,
+    nonce: u64,
+    to: Address,
+    value: U256,
+    gas_price: u128,
+) -> Result<(Bytes, B256), TxError> {
+    let tx = alloy_consensus::TxEip2930 {
+        chain_id,
+        nonce,
+        gas_price,
+        gas_limit: 30_000,
+        to: TxKind::Call(to),
+        value,
+        access_list: alloy_eips::eip2930::AccessList(vec![alloy_eips::eip2930::AccessListItem {
+            address: to,
+            storage_keys: Vec::new(),
+        }]),
+        input: Bytes::new(),
+    };
+    sign(private_key_hex, tx)
+}
+
+/// An EIP-1559 (type 2) value transfer with these fee caps.
+pub fn signed_eip1559_transfer(
+    private_key_hex: &str,
+    chain_id: u64,
+    nonce: u64,
+    to: Address,
+    value: U256,
+    max_fee_per_gas: u128,
+    max_priority_fee_per_gas: u128,
+) -> Result<(Bytes, B256), TxError> {
+    let tx = TxEip1559 {
+        chain_id,
+        nonce,
+        gas_limit: 21_000,
+        max_fee_per_gas,
+        max_priority_fee_per_gas,
+        to: TxKind::Call(to),
+        value,
+        access_list: Default::default(),
+        input: Bytes::new(),
+    };
+    sign(private_key_hex, tx)
+}
+
+fn sign<T>(private_key_hex: &str, tx: T) -> Result<(Bytes, B256), TxError>
+where
+    T: SignableTransaction<alloy_primitives::Signature>,
+    alloy_consensus::Signed<T>: Into<TxEnvelope>,
+{
+    let signer: PrivateKeySigner = private_key_hex
+        .parse()
+        .map_err(|e| TxError::Key(format!("{e}")))?;
+    let signature = signer
+        .sign_hash_sync(&tx.signature_hash())
+        .map_err(|e| TxError::Sign(e.to_string()))?;
+    let envelope: TxEnvelope = tx.into_signed(signature).into();
+    Ok((Bytes::from(envelope.encoded_2718()), *envelope.tx_hash()))
+}

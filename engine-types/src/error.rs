@@ -370,6 +370,16 @@ impl EngineError {
         }
     }
 
+    /// Whether the execution client lacks blocks of the chain (it answered SYNCING or ACCEPTED,
+    /// or a catch-up could not replay what it lacks): the node's answer is to sync, as it did
+    /// for the old engine's `PayloadIdUnavailable`. Every other error is not cured by syncing.
+    pub const fn is_behind(&self) -> bool {
+        matches!(
+            self,
+            Self::Syncing { .. } | Self::Accepted { .. } | Self::CatchUpImpossible { .. }
+        )
+    }
+
     /// Whether the same call may succeed if made again later. Authentication failures are
     /// never retryable: a wrong secret does not heal by itself.
     pub const fn is_retryable(&self) -> bool {

@@ -272,6 +272,16 @@ impl EngineSystem {
         let _ = self.join.await;
     }
 
+    /// Graceful shutdown through a shared reference (an engine held in an `Arc`): no new
+    /// writes, the write in flight finishes, every child stops; returns when the supervisor
+    /// has stopped them. [`EngineSystem::shutdown`] also waits for the supervisor's task.
+    pub async fn stop(&self) {
+        let _ = self
+            .supervisor
+            .call(SupervisorMsg::Shutdown, Some(Duration::from_secs(45)))
+            .await;
+    }
+
     /// Graceful shutdown: no new writes, the write in flight finishes, then every child and the
     /// supervisor stop.
     pub async fn shutdown(self) {

@@ -124,6 +124,9 @@ pub struct MockConfig {
     /// Calls to this address get the receipts and `RequestPegOut` logs of the Alys bridge
     /// contract (see the [module docs](super)).
     pub bridge_address: Address,
+    /// Answer `eth_`, `net_` and `web3_` calls without a JWT, as a real client's public
+    /// JSON-RPC port does (Engine API calls still need one). Default `false`.
+    pub public_eth: bool,
 }
 
 impl Default for MockConfig {
@@ -138,6 +141,7 @@ impl Default for MockConfig {
             capabilities: None,
             clock_skew_secs: 0,
             bridge_address: crate::bridge::BRIDGE_ADDRESS,
+            public_eth: false,
         }
     }
 }
@@ -177,6 +181,12 @@ impl MockConfig {
     /// [`BRIDGE_ADDRESS`](crate::bridge::BRIDGE_ADDRESS).
     pub const fn with_bridge_address(mut self, address: Address) -> Self {
         self.bridge_address = address;
+        self
+    }
+
+    /// Answer `eth_`/`net_`/`web3_` calls without a JWT (a public port on the same URL).
+    pub const fn with_public_eth(mut self) -> Self {
+        self.public_eth = true;
         self
     }
 

@@ -387,7 +387,16 @@ async fn handle_http(shared: Arc<Shared>, req: Request<Incoming>) -> HttpResult 
             });
         }
     }
-    if let Err(reason) = auth_result {
+    let public_call = shared.config.public_eth
+        && !calls.is_empty()
+        && calls.iter().all(|c| {
+            c.get("method")
+                .and_then(Value::as_str)
+                .is_some_and(|m| ["eth_", "net_", "web3_"].iter().any(|p| m.starts_with(p)))
+        });
+    if let Err(reason) = auth_result
+        && !public_call
+    {
         return text_response(StatusCode::UNAUTHORIZED, reason);
     }
     let Some(parsed) = parsed else {
