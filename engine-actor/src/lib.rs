@@ -50,7 +50,8 @@ pub use handle::{Engine, EngineHandle, LegacyApi};
 pub use health::{Liveness, Readiness};
 pub use metrics::{EngineMetrics, names as metric_names};
 pub use pegout::{
-    DEFAULT_BRIDGE_ADDRESS, PegOutEvents, PegOutRequested, RequestPegOut, peg_outs_in_receipts,
+    DEFAULT_BRIDGE_ADDRESS, PegOutEvents, PegOutRequested, PegOutRule, PegOutRules, RequestPegOut,
+    peg_outs_by_rule, peg_outs_in_receipts,
 };
 pub use persistence::ForkchoiceSnapshot;
 pub use protocol::{

@@ -22,7 +22,8 @@ mod wire;
 
 pub use bridge::{
     BRIDGE_ADDRESS, PEG_OUT_GAS_LIMIT, RequestPegOut, bridge_runtime_code, decode_request_peg_out,
-    request_peg_out_calldata, request_peg_out_log, requestPegOutCall, signed_peg_out,
+    forwarder_runtime_code, peg_out_event_init_code, request_peg_out_calldata, request_peg_out_log,
+    requestPegOutCall, signed_peg_out,
 };
 pub use harness::{
     MockEngine, RealEngine, Scripted, ScriptedCall, ScriptedClient, ScriptedMethod, Slot,

@@ -1,7 +1,8 @@
 //! The compiled `Bridge.sol` on real execution clients (EthereumJS and Reth, one test body per
 //! client), against the mock's emulation of it: the same signed transactions go to both, and
 //! the mock must produce the same `RequestPegOut` log (topics, data, bloom) and revert exactly
-//! where the contract reverts.
+//! where the contract reverts. The two peg-out rules (legacy, bridge-emitted) pinned on a
+//! peg-out through a forwarding contract and a contract creation that emits the event.
 //!
 //! EthereumJS is required (`just setup` installs it). Reth runs when `RETH_BIN` is set (then it
 //! is required) or `reth` is on PATH; otherwise its cases print `SKIPPED: …`.
@@ -16,11 +17,13 @@ use alloy_primitives::{Address, B256, Bytes, TxKind, U256, address};
 use alloy_rpc_types_engine::{ForkchoiceState, PayloadAttributes};
 use alloy_rpc_types_eth::{Filter, TransactionReceipt};
 use alloy_sol_types::SolEvent;
+use engine_actor::{PegOutRule, PegOutRules, peg_outs_by_rule};
 use engine_clients::{ClientOptions, ExecutionClient, HttpExecutionClient};
 use engine_testkit::{
     BRIDGE_ADDRESS, ClientProfile, DEV_ACCOUNT, DEV_PRIVATE_KEY, GenesisOptions, MockConfig,
     MockExecutionLayer, PEG_OUT_GAS_LIMIT, RealClientKind, RealExecutionClient, RequestPegOut,
-    bridge_runtime_code, request_peg_out_calldata, signed_eip1559, signed_peg_out,
+    bridge_runtime_code, forwarder_runtime_code, peg_out_event_init_code, request_peg_out_calldata,
+    signed_eip1559, signed_peg_out,
 };
 use engine_types::{ForkSchedule, require_valid};
 use rstest::rstest;
@@ -293,4 +296,101 @@ async fn mock_reverts_exactly_where_the_compiled_bridge_reverts(#[case] kind: Re
     }
     // Both sides saw reverts and successes, so the comparison pinned something.
     assert!(real.iter().any(|r| !r.status()) && real.iter().any(|r| r.status()));
+}
+
+/// Where the forwarding contract lives in the genesis of the rule test.
+const FORWARDER: Address = Address::repeat_byte(0xf0);
+
+/// The two peg-out rules on the same three transactions: a peg-out sent to the bridge (both
+/// count it), one through a forwarding contract (only the bridge-emitted rule: the legacy rule
+/// skips receipts not sent to the bridge), and a contract creation whose constructor emits the
+/// event without burning anything (only the legacy rule: its hole). A rule switch at a height
+/// applies the legacy rule below it and the other from it.
+#[rstest]
+#[case::ethereumjs_el(RealClientKind::EthereumJs)]
+#[case::reth_el(RealClientKind::Reth)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_peg_out_rules_on_a_forwarded_peg_out_and_a_creation_that_emits_the_event(
+    #[case] kind: RealClientKind,
+) {
+    let genesis = GenesisOptions::default()
+        .with_contract(BRIDGE_ADDRESS, bridge_runtime_code())
+        .with_contract(FORWARDER, forwarder_runtime_code(BRIDGE_ADDRESS));
+    let Some(el) = RealExecutionClient::start_or_skip(kind, &genesis)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let options = ClientOptions::new(el.engine_url(), el.jwt_secret())
+        .with_eth_url(el.eth_url())
+        .with_fork_schedule(ForkSchedule::shanghai());
+    let client = HttpExecutionClient::connect(options).await.unwrap();
+    let value = U256::from(PEG_OUT_WEI);
+    let direct = signed_peg_out(DEV_PRIVATE_KEY, CHAIN_ID, 0, BTC_ADDRESS, value)
+        .unwrap()
+        .0;
+    let forwarded = signed_eip1559(
+        DEV_PRIVATE_KEY,
+        CHAIN_ID,
+        1,
+        TxKind::Call(FORWARDER),
+        value,
+        request_peg_out_calldata(BTC_ADDRESS),
+        2 * PEG_OUT_GAS_LIMIT,
+    )
+    .unwrap()
+    .0;
+    let creation = signed_eip1559(
+        DEV_PRIVATE_KEY,
+        CHAIN_ID,
+        2,
+        TxKind::Create,
+        U256::ZERO,
+        peg_out_event_init_code(BTC_ADDRESS, value).unwrap(),
+        200_000,
+    )
+    .unwrap()
+    .0;
+    let receipts = include(&client, &[direct, forwarded, creation]).await;
+    assert!(
+        receipts.iter().all(TransactionReceipt::status),
+        "{receipts:#?}"
+    );
+    let count = |rule, r: &TransactionReceipt| {
+        peg_outs_by_rule(rule, BRIDGE_ADDRESS, std::slice::from_ref(r)).len()
+    };
+    let answers: Vec<(usize, usize)> = receipts
+        .iter()
+        .map(|r| {
+            (
+                count(PegOutRule::Legacy, r),
+                count(PegOutRule::BridgeEmitted, r),
+            )
+        })
+        .collect();
+    println!(
+        "{kind}: (legacy, bridge-emitted) peg-outs for direct, forwarded, creation: {answers:?}"
+    );
+    assert_eq!(answers, vec![(1, 1), (0, 1), (1, 0)]);
+    let forwarded_event =
+        &peg_outs_by_rule(PegOutRule::BridgeEmitted, BRIDGE_ADDRESS, &receipts[1..2])[0];
+    assert_eq!(
+        forwarded_event.evm_address, FORWARDER,
+        "the bridge saw the forwarder as sender"
+    );
+    assert_eq!(forwarded_event.value_wei, value);
+
+    // The switch at a height: the creation's block under each side of it.
+    let creation_block = receipts[2].block_number.unwrap();
+    let before = PegOutRules {
+        bridge: BRIDGE_ADDRESS,
+        bridge_emitted_from: Some(creation_block + 1),
+    };
+    let from = PegOutRules {
+        bridge: BRIDGE_ADDRESS,
+        bridge_emitted_from: Some(creation_block),
+    };
+    assert_eq!(before.peg_outs(creation_block, &receipts[2..]).len(), 1);
+    assert_eq!(from.peg_outs(creation_block, &receipts[2..]).len(), 0);
 }

@@ -32,7 +32,7 @@ use crate::{
     EngineEvent, EngineStatus, ForkchoiceSnapshot, WriterStatus,
     cache::CacheCounterSet,
     metrics::EngineMetrics,
-    pegout::{PegOutLog, peg_outs_in_receipts},
+    pegout::{PegOutLog, PegOutRules},
     protocol::{ReadRequest, RequestContext},
     session::SessionSet,
 };
@@ -223,6 +223,14 @@ impl EngineState {
         }
     }
 
+    /// The peg-out rules of the configuration.
+    fn peg_out_rules(&self) -> PegOutRules {
+        PegOutRules {
+            bridge: self.args.config.bridge_address,
+            bridge_emitted_from: self.args.config.bridge_emitted_peg_outs_from_block,
+        }
+    }
+
     fn receipts_fetched(
         &mut self,
         myself: &EngineRef,
@@ -238,7 +246,7 @@ impl EngineState {
         match result {
             Ok(receipts) => {
                 self.next_retry_delay = PEG_OUT_RETRY_FIRST;
-                let peg_outs = peg_outs_in_receipts(self.args.config.bridge_address, &receipts);
+                let peg_outs = self.peg_out_rules().peg_outs(number, &receipts);
                 for event in &peg_outs {
                     info!(tx = %event.tx_hash, value_wei = %event.value_wei, "peg-out requested");
                     // No subscribers is fine: nobody asked for events.

@@ -463,6 +463,24 @@ impl EngineHandle {
         self.wiring.events.subscribe()
     }
 
+    /// The peg-outs of block `hash` under the configured rule for its height
+    /// (`bridge_emitted_peg_outs_from_block`), read from its receipts (cache first, else the
+    /// EL): any block the EL has, at any time, after a restart too.
+    pub async fn peg_outs(&self, hash: B256) -> Result<Vec<crate::PegOutRequested>, EngineError> {
+        let block = self
+            .get_block(hash, false)
+            .await?
+            .ok_or_else(|| EngineError::NotFound {
+                what: format!("block {hash} (for its peg-outs)"),
+            })?;
+        let receipts = self.get_receipts(hash).await?;
+        let rules = crate::PegOutRules {
+            bridge: self.wiring.config.bridge_address,
+            bridge_emitted_from: self.wiring.config.bridge_emitted_peg_outs_from_block,
+        };
+        Ok(rules.peg_outs(block.header.number, &receipts))
+    }
+
     /// Peg-outs of committed blocks numbered `from_block` or higher, in the order their
     /// blocks were scanned, then every later one as blocks commit. Nothing is missed while it
     /// is in the engine's log (the last 43 200 scanned blocks, a day of 2 s slots): a

@@ -12,6 +12,9 @@ mod decode;
 mod events;
 mod log;
 
-pub use decode::{DEFAULT_BRIDGE_ADDRESS, PegOutRequested, RequestPegOut, peg_outs_in_receipts};
+pub use decode::{
+    DEFAULT_BRIDGE_ADDRESS, PegOutRequested, PegOutRule, PegOutRules, RequestPegOut,
+    peg_outs_by_rule, peg_outs_in_receipts,
+};
 pub use events::PegOutEvents;
 pub(crate) use log::PegOutLog;

@@ -319,6 +319,19 @@ impl AlysEngine {
             .await
     }
 
+    /// The peg-outs of block `hash` under the configured rule for its height (legacy by
+    /// default, see `bridge_emitted_peg_outs_from_block`), for any block the EL has.
+    pub async fn peg_outs(
+        &self,
+        hash: H256,
+    ) -> Result<Vec<engine_actor::PegOutRequested>, EngineError> {
+        self.system()
+            .await?
+            .handle()
+            .peg_outs(B256::from(hash.0))
+            .await
+    }
+
     /// Stop the tree gracefully (the write in flight finishes first); later calls fail with
     /// the reason. A no-op if it never started.
     pub async fn shutdown(&self) {

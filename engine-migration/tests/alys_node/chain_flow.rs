@@ -313,6 +313,10 @@ async fn the_nodes_chain_flow_through_the_shim(#[case] kind: RealClientKind) {
             .unwrap()
         {
             found = legacy_peg_outs(&[receipt]);
+            // The engine's own answer for that block (legacy rule by default) agrees.
+            let ours = importer.alys().peg_outs(last.into_root()).await.unwrap();
+            assert_eq!(ours.len(), 1, "{ours:?}");
+            assert_eq!(ours[0].value_wei, value);
             break;
         }
     }

@@ -188,3 +188,18 @@ async fn the_engine_starts_before_its_execution_client() {
     assert_eq!(genesis.block_number, 0);
     drop(later.await.unwrap());
 }
+
+/// docs/integration-alys.md shows the shim in full: the very file these tests compile.
+#[test]
+fn the_documented_shim_is_the_compiled_one() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let shim = std::fs::read_to_string(format!("{root}/docs/alys-node/engine.rs")).unwrap();
+    let doc = std::fs::read_to_string(format!("{root}/docs/integration-alys.md")).unwrap();
+    let start = doc.find("```rust\n").expect("the shim's code block") + "```rust\n".len();
+    let end = start + doc[start..].find("```\n").expect("its end");
+    assert_eq!(
+        &doc[start..end],
+        shim,
+        "update docs/integration-alys.md from docs/alys-node/engine.rs"
+    );
+}

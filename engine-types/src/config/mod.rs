@@ -51,6 +51,11 @@ pub struct EngineConfig {
     /// The Alys bridge contract whose `RequestPegOut` logs become peg-out events.
     /// Default `0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB`.
     pub bridge_address: Address,
+    /// First block whose peg-outs are the logs the bridge emitted (any transaction); before it,
+    /// and always when unset, the federation crate's legacy rule (receipts sent to the bridge or
+    /// creating a contract, any log with the event's signature). Consensus: switch a fleet at
+    /// one height. Default unset.
+    pub bridge_emitted_peg_outs_from_block: Option<u64>,
     /// Engine caches.
     pub cache: CacheConfig,
     /// Session health polling and circuit breaking.
@@ -155,6 +160,7 @@ impl Default for EngineConfig {
             fee_recipient: DEFAULT_FEE_RECIPIENT,
             state_path: None,
             bridge_address: alloy_primitives::address!("bBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"),
+            bridge_emitted_peg_outs_from_block: None,
             cache: CacheConfig::default(),
             health: HealthConfig::default(),
             supervision: SupervisionConfig::default(),
