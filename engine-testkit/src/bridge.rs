@@ -176,6 +176,61 @@ pub fn request_peg_out_log(
     }
 }
 
+/// Runtime code of a contract that forwards every call (its calldata and value) to `target`
+/// and reverts when that call fails: a peg-out made through another contract (a wallet, a
+/// forwarder), so the transaction's `to` is not the bridge although the bridge emits the log.
+pub fn forwarder_runtime_code(target: Address) -> Bytes {
+    let mut code = vec![
+        0x36, 0x60, 0x00, 0x60, 0x00, 0x37, // CALLDATACOPY(0, 0, CALLDATASIZE)
+        0x60, 0x00, 0x60, 0x00, // retSize 0, retOffset 0
+        0x36, 0x60, 0x00, // argsSize CALLDATASIZE, argsOffset 0
+        0x34, // value CALLVALUE
+        0x73, // PUSH20 target
+    ];
+    code.extend_from_slice(target.as_slice());
+    code.extend_from_slice(&[
+        0x5a, 0xf1, // GAS, CALL
+        0x15, 0x60, 0x2a, 0x57, // ISZERO, PUSH1 revert, JUMPI
+        0x00, // STOP
+        0x5b, 0x60, 0x00, 0x60, 0x00, 0xfd, // JUMPDEST, REVERT(0, 0)
+    ]);
+    Bytes::from(code)
+}
+
+/// Init code whose constructor emits `RequestPegOut(msg.sender, bitcoin_address, value)` and
+/// deploys nothing: a contract creation that looks like a peg-out but burnt nothing (the hole
+/// in the legacy rule). `bitcoin_address` is at most 64 bytes.
+pub fn peg_out_event_init_code(bitcoin_address: &[u8], value: U256) -> anyhow::Result<Bytes> {
+    anyhow::ensure!(
+        bitcoin_address.len() <= 64,
+        "a bitcoin address of {} bytes; at most 64 fit",
+        bitcoin_address.len()
+    );
+    let mut padded = [0u8; 64];
+    padded[..bitcoin_address.len()].copy_from_slice(bitcoin_address);
+    let mut code = Vec::new();
+    let mut mstore_word = |word: &[u8; 32], at: u8| {
+        code.push(0x7f); // PUSH32
+        code.extend_from_slice(word);
+        code.extend_from_slice(&[0x60, at, 0x52]); // PUSH1 at, MSTORE
+    };
+    let mut word = [0u8; 32];
+    word[31] = 0x40; // offset of the bytes
+    mstore_word(&word, 0x00);
+    mstore_word(&value.to_be_bytes::<32>(), 0x20);
+    let mut len = [0u8; 32];
+    len[31] = bitcoin_address.len() as u8;
+    mstore_word(&len, 0x40);
+    let (first, second) = padded.split_at(32);
+    mstore_word(first.try_into().unwrap_or(&[0u8; 32]), 0x60);
+    mstore_word(second.try_into().unwrap_or(&[0u8; 32]), 0x80);
+    code.push(0x33); // CALLER: topic1
+    code.push(0x7f); // PUSH32 topic0
+    code.extend_from_slice(RequestPegOut::SIGNATURE_HASH.as_slice());
+    code.extend_from_slice(&[0x60, 0xa0, 0x60, 0x00, 0xa2, 0x00]); // LOG2(0, 160, t0, t1), STOP
+    Ok(Bytes::from(code))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -316,59 +371,4 @@ mod tests {
         // (bytes, uint256): offset 0x40, value, length, one padded word.
         assert_eq!(log.data.data.len(), 4 * 32);
     }
-}
-
-/// Runtime code of a contract that forwards every call (its calldata and value) to `target`
-/// and reverts when that call fails: a peg-out made through another contract (a wallet, a
-/// forwarder), so the transaction's `to` is not the bridge although the bridge emits the log.
-pub fn forwarder_runtime_code(target: Address) -> Bytes {
-    let mut code = vec![
-        0x36, 0x60, 0x00, 0x60, 0x00, 0x37, // CALLDATACOPY(0, 0, CALLDATASIZE)
-        0x60, 0x00, 0x60, 0x00, // retSize 0, retOffset 0
-        0x36, 0x60, 0x00, // argsSize CALLDATASIZE, argsOffset 0
-        0x34, // value CALLVALUE
-        0x73, // PUSH20 target
-    ];
-    code.extend_from_slice(target.as_slice());
-    code.extend_from_slice(&[
-        0x5a, 0xf1, // GAS, CALL
-        0x15, 0x60, 0x2a, 0x57, // ISZERO, PUSH1 revert, JUMPI
-        0x00, // STOP
-        0x5b, 0x60, 0x00, 0x60, 0x00, 0xfd, // JUMPDEST, REVERT(0, 0)
-    ]);
-    Bytes::from(code)
-}
-
-/// Init code whose constructor emits `RequestPegOut(msg.sender, bitcoin_address, value)` and
-/// deploys nothing: a contract creation that looks like a peg-out but burnt nothing (the hole
-/// in the legacy rule). `bitcoin_address` is at most 64 bytes.
-pub fn peg_out_event_init_code(bitcoin_address: &[u8], value: U256) -> anyhow::Result<Bytes> {
-    anyhow::ensure!(
-        bitcoin_address.len() <= 64,
-        "a bitcoin address of {} bytes; at most 64 fit",
-        bitcoin_address.len()
-    );
-    let mut padded = [0u8; 64];
-    padded[..bitcoin_address.len()].copy_from_slice(bitcoin_address);
-    let mut code = Vec::new();
-    let mut mstore_word = |word: &[u8; 32], at: u8| {
-        code.push(0x7f); // PUSH32
-        code.extend_from_slice(word);
-        code.extend_from_slice(&[0x60, at, 0x52]); // PUSH1 at, MSTORE
-    };
-    let mut word = [0u8; 32];
-    word[31] = 0x40; // offset of the bytes
-    mstore_word(&word, 0x00);
-    mstore_word(&value.to_be_bytes::<32>(), 0x20);
-    let mut len = [0u8; 32];
-    len[31] = bitcoin_address.len() as u8;
-    mstore_word(&len, 0x40);
-    let (first, second) = padded.split_at(32);
-    mstore_word(first.try_into().unwrap_or(&[0u8; 32]), 0x60);
-    mstore_word(second.try_into().unwrap_or(&[0u8; 32]), 0x80);
-    code.push(0x33); // CALLER: topic1
-    code.push(0x7f); // PUSH32 topic0
-    code.extend_from_slice(RequestPegOut::SIGNATURE_HASH.as_slice());
-    code.extend_from_slice(&[0x60, 0xa0, 0x60, 0x00, 0xa2, 0x00]); // LOG2(0, 160, t0, t1), STOP
-    Ok(Bytes::from(code))
 }
