@@ -277,3 +277,54 @@ async fn a_batch_import_commits_a_run_with_one_forkchoice_per_batch(
     producer.system.shutdown().await;
     importer.system.shutdown().await;
 }
+
+/// Deadlines by path: a newPayload slower than the slot (but within the spec's 8 s) fails the
+/// producer's `commit_payload`, bounded by the slot, and succeeds through `import_payloads`,
+/// which a node uses for blocks it did not build in this slot.
+#[tokio::test]
+async fn imports_get_the_spec_deadline_commits_the_slots() {
+    let slot_ms = 400;
+    let producer = MockEngine::start().await.unwrap();
+    let mut blocks = Vec::new();
+    for n in 0..2u8 {
+        let slot = engine_slot(&producer.engine, vec![engine_testkit::peg_in(0x61 + n, 5)])
+            .await
+            .unwrap();
+        blocks.push(slot.built.execution_data);
+    }
+    let importer =
+        MockEngine::start_with(engine_testkit::funded_mock_config(), |config, options| {
+            config.slot_duration_ms = slot_ms;
+            *options = options.clone().with_engine_config(config);
+        })
+        .await
+        .unwrap();
+    // The first newPayload after a connect always gets the full deadline: take it first.
+    importer
+        .engine
+        .commit_payload(blocks[0].clone())
+        .await
+        .unwrap();
+    let slow = || {
+        FaultRule::new(Fault::Latency(Duration::from_millis(2 * slot_ms)))
+            .on("engine_newPayload")
+            .times(1)
+    };
+    importer.mock.inject(slow());
+    let err = importer
+        .engine
+        .commit_payload(blocks[1].clone())
+        .await
+        .expect_err("a newPayload slower than the slot fails the slot-bounded commit");
+    assert!(matches!(err, EngineError::Timeout { .. }), "{err:?}");
+    importer.mock.inject(slow());
+    let report = importer
+        .engine
+        .import_payloads(vec![blocks[1].clone()], 1)
+        .await
+        .unwrap();
+    assert_eq!(report.imported, 1);
+    assert_eq!(report.head, blocks[1].payload.block_hash());
+    producer.system.shutdown().await;
+    importer.system.shutdown().await;
+}

@@ -774,6 +774,7 @@ async fn a_client_on_another_chain_is_refused_at_connect() {
     let right = engine_types::ChainConfig {
         chain_id: Some(chain_id),
         genesis_hash: Some(genesis),
+        ..Default::default()
     };
     HttpExecutionClient::connect(options(&mock).with_chain(right))
         .await

@@ -191,3 +191,54 @@ async fn ten_slots_with_peg_ins_on_a_real_client(
         assert_eq!(got, *want, "peg-ins to {address} were not all credited");
     }
 }
+
+/// The fork schedule against the client's `eth_config` (EIP-7910) at connect: a Cancun chain
+/// configured as Shanghai-only, or with a Prague the client does not schedule, is refused and
+/// the error names both sides; the matching schedule connects. EthereumJS has no `eth_config`:
+/// there the check is skipped and every schedule connects (the version checks then catch it).
+#[rstest]
+#[case::ethereumjs_el(RealClientKind::EthereumJs, false)]
+#[case::reth_el(RealClientKind::Reth, true)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fork_schedule_is_checked_against_eth_config(
+    #[case] kind: RealClientKind,
+    #[case] has_eth_config: bool,
+) {
+    let genesis = GenesisOptions::default().with_forks(ForkSchedule::cancun());
+    let Some(el) = RealExecutionClient::start_or_skip(kind, &genesis)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let right = genesis.fork_schedule(el.genesis_timestamp());
+    let connect = |forks: ForkSchedule| {
+        HttpExecutionClient::connect(
+            ClientOptions::new(el.engine_url(), el.jwt_secret())
+                .with_eth_url(el.eth_url())
+                .with_fork_schedule(forks),
+        )
+    };
+    connect(right)
+        .await
+        .expect("the client's own schedule connects");
+    let shanghai_only = ForkSchedule::shanghai();
+    let prague_later = ForkSchedule {
+        prague_time: Some(right.shanghai_time + 10_000_000_000),
+        ..right
+    };
+    for (wrong, field) in [(shanghai_only, "current fork"), (prague_later, "next fork")] {
+        let result = connect(wrong).await;
+        if !has_eth_config {
+            assert!(result.is_ok(), "{kind}: no eth_config, nothing to check");
+            continue;
+        }
+        let err = result.expect_err("a schedule the client does not run is refused");
+        let text = err.to_string();
+        println!("{kind}: {text}");
+        assert!(
+            text.contains(field) && text.contains("fork_schedule"),
+            "{text}"
+        );
+    }
+}

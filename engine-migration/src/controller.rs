@@ -79,6 +79,9 @@ pub struct ControllerConfig {
     pub check_interval: Duration,
     /// When to roll back.
     pub thresholds: Thresholds,
+    /// Consecutive failed health checks that roll back (ALYS-011 says three): one noisy sample
+    /// does not roll a fleet back. 0 or 1: the first failed check does. Default 3.
+    pub failed_checks_to_roll_back: u32,
 }
 
 impl Default for ControllerConfig {
@@ -89,6 +92,7 @@ impl Default for ControllerConfig {
             step_duration: Duration::from_secs(3600),
             check_interval: Duration::from_secs(10),
             thresholds: Thresholds::default(),
+            failed_checks_to_roll_back: 3,
         }
     }
 }
@@ -172,6 +176,8 @@ struct State {
     stage_began: tokio::time::Instant,
     history: Vec<Transition>,
     rollback: Option<RollbackRecord>,
+    /// Failed health checks in a row.
+    failed_checks: u32,
 }
 
 /// Drives a [`Migratable`] through the stages; see the [module docs](self).
@@ -197,6 +203,7 @@ impl<T: Migratable> MigrationController<T> {
                 stage_began: now,
                 history: Vec::new(),
                 rollback: None,
+                failed_checks: 0,
             }),
             stage_tx: watch::Sender::new(Stage::PreMigration),
         })
@@ -307,9 +314,26 @@ impl<T: Migratable> MigrationController<T> {
             return Ok(Stage::RolledBack);
         }
         let health = self.target.health();
-        if let Some(reason) = self.config.thresholds.check(&health) {
-            self.rollback(reason).await;
-            return Ok(Stage::RolledBack);
+        let failed = self.config.thresholds.check(&health);
+        let in_a_row = self
+            .state
+            .lock()
+            .map(|mut s| {
+                s.failed_checks = if failed.is_some() {
+                    s.failed_checks + 1
+                } else {
+                    0
+                };
+                s.failed_checks
+            })
+            .unwrap_or(u32::MAX);
+        if let Some(reason) = failed {
+            if in_a_row >= self.config.failed_checks_to_roll_back {
+                self.rollback(reason).await;
+                return Ok(Stage::RolledBack);
+            }
+            warn!(%stage, %reason, in_a_row, needed = self.config.failed_checks_to_roll_back, "a health check failed; rolling back only if it keeps failing");
+            return Ok(stage);
         }
         let lasted = self
             .state

@@ -73,6 +73,7 @@ fn config() -> ControllerConfig {
         step_duration: Duration::from_secs(1_800),
         check_interval: Duration::from_secs(10),
         thresholds: Thresholds::default(),
+        failed_checks_to_roll_back: 3,
     }
 }
 
@@ -217,6 +218,32 @@ async fn an_operator_can_roll_back_at_any_stage() {
     );
 }
 
+/// One noisy health sample does not roll back: two failed checks between healthy ones are
+/// counted and forgiven; three in a row roll back.
+#[tokio::test(start_paused = true)]
+async fn only_consecutive_failed_checks_roll_back() {
+    let target = Arc::new(Scripted::default());
+    *target.health.lock().unwrap() = healthy();
+    let controller = MigrationController::new(Arc::clone(&target), config()).unwrap();
+    controller.begin().await.unwrap();
+    let sick = HealthSample {
+        candidate: side(1_000, 500, 40),
+        ..healthy()
+    };
+    for _ in 0..2 {
+        *target.health.lock().unwrap() = sick;
+        assert_eq!(controller.tick().await.unwrap(), Stage::ParallelTesting);
+    }
+    *target.health.lock().unwrap() = healthy();
+    assert_eq!(controller.tick().await.unwrap(), Stage::ParallelTesting);
+    *target.health.lock().unwrap() = sick;
+    assert_eq!(controller.tick().await.unwrap(), Stage::ParallelTesting);
+    assert_eq!(controller.tick().await.unwrap(), Stage::ParallelTesting);
+    assert!(target.rolled_back.lock().unwrap().is_none());
+    assert_eq!(controller.tick().await.unwrap(), Stage::RolledBack);
+    assert!(target.rolled_back.lock().unwrap().is_some());
+}
+
 #[test]
 fn bad_canary_steps_are_refused_with_the_rule() {
     let bad = ControllerConfig {
@@ -245,6 +272,7 @@ fn fast() -> ControllerConfig {
             min_calls: 5,
             ..Thresholds::default()
         },
+        failed_checks_to_roll_back: 3,
     }
 }
 

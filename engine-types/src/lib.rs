@@ -20,7 +20,7 @@ pub use amount::{AddBalance, ConsensusAmount, PegIn, withdrawals_from_peg_ins};
 pub use client_kind::{ClientIdentity, ClientKind, IdentitySource};
 pub use config::{
     CacheConfig, ChainConfig, DisagreementPolicy, ENV_PREFIX, EndpointConfig, EngineConfig,
-    HealthConfig, RecoveryConfig, RetryConfig, SupervisionConfig, TimeoutConfig,
+    HealthConfig, MigrationConfig, RecoveryConfig, RetryConfig, SupervisionConfig, TimeoutConfig,
 };
 pub use error::{EngineError, Severity, codes};
 pub use fork::{EngineMethod, Fork, ForkSchedule};

@@ -60,6 +60,18 @@ impl MigrationMode {
         }
     }
 
+    /// The mode `config` starts the adapter in (`migration.mode` in the file, or
+    /// `ALYS_ENGINE_MIGRATION__MODE`); `legacy-only` when unset. A value that is not a mode is
+    /// a configuration error naming the key and the modes.
+    pub fn from_config(config: &engine_types::EngineConfig) -> Result<Self, EngineError> {
+        match config.migration.mode.as_deref() {
+            None => Ok(Self::LegacyOnly),
+            Some(text) => text
+                .parse()
+                .map_err(|e: EngineError| EngineError::config("migration.mode", e.to_string())),
+        }
+    }
+
     /// Whether calls reach the actor in this mode.
     pub const fn uses_actor(self) -> bool {
         !matches!(self, Self::LegacyOnly | Self::Rollback)
@@ -159,6 +171,35 @@ mod tests {
         assert!("canary:101".parse::<MigrationMode>().is_err());
         let err = "actor-first".parse::<MigrationMode>().unwrap_err();
         assert!(err.to_string().contains("actor-primary"), "{err}");
+    }
+
+    #[test]
+    fn the_mode_comes_from_the_file_and_the_environment() {
+        use engine_types::EngineConfig;
+        let file = "[migration]\nmode = \"canary:25\"\n";
+        let none = || Vec::<(String, String)>::new();
+        let from_file = EngineConfig::from_toml_with_env(file, none()).unwrap();
+        assert_eq!(
+            MigrationMode::from_config(&from_file).unwrap(),
+            MigrationMode::Canary(25)
+        );
+        let env = [(
+            "ALYS_ENGINE_MIGRATION__MODE".to_owned(),
+            "shadow".to_owned(),
+        )];
+        let overridden = EngineConfig::from_toml_with_env(file, env).unwrap();
+        assert_eq!(
+            MigrationMode::from_config(&overridden).unwrap(),
+            MigrationMode::Shadow
+        );
+        assert_eq!(
+            MigrationMode::from_config(&EngineConfig::default()).unwrap(),
+            MigrationMode::LegacyOnly
+        );
+        let bad = EngineConfig::from_toml_with_env("[migration]\nmode = \"actor-first\"\n", none())
+            .unwrap();
+        let err = MigrationMode::from_config(&bad).unwrap_err();
+        assert!(err.to_string().contains("migration.mode"), "{err}");
     }
 
     #[test]

@@ -66,6 +66,18 @@ pub struct EngineConfig {
     pub recovery: RecoveryConfig,
     /// The chain the clients must be on (checked at connect).
     pub chain: ChainConfig,
+    /// The legacy → actor migration (engine-migration's adapter).
+    pub migration: MigrationConfig,
+}
+
+/// The migration adapter's settings that belong in the node's configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MigrationConfig {
+    /// The mode the adapter starts in: `legacy-only`, `shadow`, `canary:N`, `parallel`,
+    /// `actor-primary`, `actor-only` or `rollback` (`ALYS_ENGINE_MIGRATION__MODE` overrides the
+    /// file; `MigrationAdapter::set_mode` changes it at runtime). Default `legacy-only`.
+    pub mode: Option<String>,
 }
 
 /// Sizes and lifetimes of the EngineActor's caches.
@@ -166,6 +178,7 @@ impl Default for EngineConfig {
             supervision: SupervisionConfig::default(),
             recovery: RecoveryConfig::default(),
             chain: ChainConfig::default(),
+            migration: MigrationConfig::default(),
         }
     }
 }
