@@ -17,41 +17,19 @@ use std::time::{Duration, Instant};
 use alloy_primitives::B256;
 use alloy_rpc_types_engine::ForkchoiceState;
 use engine_actor::EngineSystem;
-use engine_benches::{bench_el, direct_slot, p50_p95_ms};
+use engine_benches::{direct_slot, env_usize, p50_p95_ms, real_el_workload};
 use engine_clients::{ClientOptions, ExecutionClient, HttpExecutionClient};
 use engine_testkit::{GenesisOptions, RealExecutionClient};
 use engine_types::{BuildPayloadRequest, EngineConfig};
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
-    // Only under `cargo bench` (which passes `--bench`): test runners list targets by running
-    // them with `--list`, and this is a workload, not a test.
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
-    }
-    let kind = match bench_el() {
-        Ok(Some(kind)) => kind,
-        Ok(None) => {
-            println!(
-                "el_slot: skipped: runs against a real client only; use `just bench-e2e` (BENCH_EL=ethereumjs or reth)"
-            );
-            return;
-        }
+    let (kind, rt) = match real_el_workload("el_slot") {
+        Ok(Some(workload)) => workload,
+        Ok(None) => return,
         Err(e) => panic!("{e}"),
     };
     let rounds = env_usize("ROUNDS", 3);
     let slots = env_usize("SLOTS", 100);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
     rt.block_on(async {
         let el = RealExecutionClient::start(kind, &GenesisOptions::default())
             .await

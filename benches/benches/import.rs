@@ -22,20 +22,13 @@ use alloy_eips::BlockId;
 use alloy_primitives::B256;
 use alloy_rpc_types_engine::{ExecutionData, ForkchoiceState};
 use engine_actor::EngineSystem;
-use engine_benches::bench_el;
+use engine_benches::{env_usize, real_el_workload};
 use engine_clients::{ClientOptions, ExecutionClient, HttpExecutionClient};
 use engine_testkit::{GenesisOptions, RealClientKind, RealExecutionClient, client_slot, peg_ins};
 use engine_types::{EngineConfig, require_valid};
 
 /// Rounds of the four paths, one after the other (fresh clients each time).
 const ROUNDS: usize = 3;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
 
 fn options(el: &RealExecutionClient) -> ClientOptions {
     ClientOptions::new(el.engine_url(), el.jwt_secret()).with_eth_url(el.eth_url())
@@ -59,26 +52,13 @@ fn blocks_per_second(blocks: usize, took: Duration) -> f64 {
 }
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
-    }
-    let kind = match bench_el() {
-        Ok(Some(kind)) => kind,
-        Ok(None) => {
-            println!(
-                "import: skipped: runs against a real client only; use `just bench-e2e` (BENCH_EL=ethereumjs or reth)"
-            );
-            return;
-        }
+    let (kind, rt) = match real_el_workload("import") {
+        Ok(Some(workload)) => workload,
+        Ok(None) => return,
         Err(e) => panic!("{e}"),
     };
     let count = env_usize("BLOCKS", 200);
     let batch = env_usize("BATCH", 64);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
     rt.block_on(async {
         let producer_el = fresh(kind, &GenesisOptions::default()).await;
         let genesis = GenesisOptions::default().with_timestamp(producer_el.genesis_timestamp());

@@ -64,3 +64,35 @@ pub fn bench_el() -> Result<Option<RealClientKind>, String> {
             }),
     }
 }
+
+/// `name` from the environment as a number, else `default` (sizes of the real-client runs).
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// What a workload against a real client (`just bench-e2e`) needs before it starts: the client
+/// `BENCH_EL` names and a two-thread runtime. `None`, with a line saying why, when the target is
+/// not run by `cargo bench` (test runners list targets by running them) or no client is named;
+/// a misspelt `BENCH_EL` or a runtime that cannot start is an error.
+pub fn real_el_workload(
+    name: &str,
+) -> Result<Option<(RealClientKind, tokio::runtime::Runtime)>, String> {
+    if !std::env::args().any(|a| a == "--bench") {
+        return Ok(None);
+    }
+    let Some(kind) = bench_el()? else {
+        println!(
+            "{name}: skipped: runs against a real client only; use `just bench-e2e` (BENCH_EL=ethereumjs or reth)"
+        );
+        return Ok(None);
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("{name}: cannot start a runtime: {e}"))?;
+    Ok(Some((kind, runtime)))
+}
