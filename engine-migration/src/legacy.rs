@@ -7,7 +7,9 @@ use std::{future::Future, time::Duration};
 
 use alloy_eips::{BlockId, BlockNumberOrTag, eip4895::Withdrawal};
 use alloy_primitives::B256;
-use alloy_rpc_types_engine::{ExecutionData, ExecutionPayload, ForkchoiceState, PayloadAttributes};
+use alloy_rpc_types_engine::{
+    ExecutionData, ExecutionPayload, ExecutionPayloadBodiesV1, ForkchoiceState, PayloadAttributes,
+};
 use alloy_rpc_types_eth::{Block, TransactionReceipt};
 use engine_clients::{ExecutionClient, HttpExecutionClient};
 use engine_types::{
@@ -41,6 +43,133 @@ pub trait LegacyEngine: Send + Sync {
         &self,
         tx: B256,
     ) -> impl Future<Output = Result<Option<TransactionReceipt>, EngineError>> + Send;
+    /// `engine_getPayloadBodiesByHashV1` (what the node calls as `engine.api.…`).
+    fn get_payload_bodies_by_hash_v1(
+        &self,
+        hashes: Vec<B256>,
+    ) -> impl Future<Output = Result<ExecutionPayloadBodiesV1, EngineError>> + Send;
+    /// The block at `tag` as an execution payload (the node stores genesis with it).
+    fn get_payload_by_tag_from_engine(
+        &self,
+        tag: BlockNumberOrTag,
+    ) -> impl Future<Output = Result<ExecutionPayload, EngineError>> + Send;
+}
+
+/// A boxed future of the object-safe [`DynLegacyEngine`].
+pub type BoxedCall<'a, T> =
+    std::pin::Pin<Box<dyn Future<Output = Result<T, EngineError>> + Send + 'a>>;
+
+/// [`LegacyEngine`] as a trait object: every [`LegacyEngine`] is one, and
+/// `Arc<dyn DynLegacyEngine>` is a [`LegacyEngine`] again, so the node can hold the old engine,
+/// the actor or a [`crate::MigrationAdapter`] in one field without becoming generic.
+pub trait DynLegacyEngine: Send + Sync {
+    /// [`LegacyEngine::build_block`].
+    fn build_block_dyn(
+        &self,
+        timestamp: Duration,
+        payload_head: Option<B256>,
+        add_balances: Vec<AddBalance>,
+    ) -> BoxedCall<'_, ExecutionData>;
+    /// [`LegacyEngine::commit_block`].
+    fn commit_block_dyn(&self, payload: ExecutionData) -> BoxedCall<'_, B256>;
+    /// [`LegacyEngine::set_finalized`].
+    fn set_finalized_dyn(&self, hash: B256) -> BoxedCall<'_, ()>;
+    /// [`LegacyEngine::get_block_with_txs`].
+    fn get_block_with_txs_dyn<'a>(&'a self, hash: &'a B256) -> BoxedCall<'a, Option<Block>>;
+    /// [`LegacyEngine::get_transaction_receipt`].
+    fn get_transaction_receipt_dyn(&self, tx: B256) -> BoxedCall<'_, Option<TransactionReceipt>>;
+    /// [`LegacyEngine::get_payload_bodies_by_hash_v1`].
+    fn get_payload_bodies_by_hash_v1_dyn(
+        &self,
+        hashes: Vec<B256>,
+    ) -> BoxedCall<'_, ExecutionPayloadBodiesV1>;
+    /// [`LegacyEngine::get_payload_by_tag_from_engine`].
+    fn get_payload_by_tag_from_engine_dyn(
+        &self,
+        tag: BlockNumberOrTag,
+    ) -> BoxedCall<'_, ExecutionPayload>;
+}
+
+impl<T: LegacyEngine> DynLegacyEngine for T {
+    fn build_block_dyn(
+        &self,
+        timestamp: Duration,
+        payload_head: Option<B256>,
+        add_balances: Vec<AddBalance>,
+    ) -> BoxedCall<'_, ExecutionData> {
+        Box::pin(self.build_block(timestamp, payload_head, add_balances))
+    }
+    fn commit_block_dyn(&self, payload: ExecutionData) -> BoxedCall<'_, B256> {
+        Box::pin(self.commit_block(payload))
+    }
+    fn set_finalized_dyn(&self, hash: B256) -> BoxedCall<'_, ()> {
+        Box::pin(self.set_finalized(hash))
+    }
+    fn get_block_with_txs_dyn<'a>(&'a self, hash: &'a B256) -> BoxedCall<'a, Option<Block>> {
+        Box::pin(self.get_block_with_txs(hash))
+    }
+    fn get_transaction_receipt_dyn(&self, tx: B256) -> BoxedCall<'_, Option<TransactionReceipt>> {
+        Box::pin(self.get_transaction_receipt(tx))
+    }
+    fn get_payload_bodies_by_hash_v1_dyn(
+        &self,
+        hashes: Vec<B256>,
+    ) -> BoxedCall<'_, ExecutionPayloadBodiesV1> {
+        Box::pin(self.get_payload_bodies_by_hash_v1(hashes))
+    }
+    fn get_payload_by_tag_from_engine_dyn(
+        &self,
+        tag: BlockNumberOrTag,
+    ) -> BoxedCall<'_, ExecutionPayload> {
+        Box::pin(self.get_payload_by_tag_from_engine(tag))
+    }
+}
+
+impl LegacyEngine for std::sync::Arc<dyn DynLegacyEngine> {
+    fn build_block(
+        &self,
+        timestamp: Duration,
+        payload_head: Option<B256>,
+        add_balances: Vec<AddBalance>,
+    ) -> impl Future<Output = Result<ExecutionData, EngineError>> + Send {
+        (**self).build_block_dyn(timestamp, payload_head, add_balances)
+    }
+    fn commit_block(
+        &self,
+        payload: ExecutionData,
+    ) -> impl Future<Output = Result<B256, EngineError>> + Send {
+        (**self).commit_block_dyn(payload)
+    }
+    fn set_finalized(&self, hash: B256) -> impl Future<Output = Result<(), EngineError>> + Send {
+        (**self).set_finalized_dyn(hash)
+    }
+    fn get_block_with_txs(
+        &self,
+        hash: &B256,
+    ) -> impl Future<Output = Result<Option<Block>, EngineError>> + Send {
+        // The trait's future does not borrow `hash`: own it. `(*this)` calls the object's
+        // method; `this.…` would pick the blanket impl on the `Arc` itself and recurse.
+        let (this, hash) = (std::sync::Arc::clone(self), *hash);
+        async move { (*this).get_block_with_txs_dyn(&hash).await }
+    }
+    fn get_transaction_receipt(
+        &self,
+        tx: B256,
+    ) -> impl Future<Output = Result<Option<TransactionReceipt>, EngineError>> + Send {
+        (**self).get_transaction_receipt_dyn(tx)
+    }
+    fn get_payload_bodies_by_hash_v1(
+        &self,
+        hashes: Vec<B256>,
+    ) -> impl Future<Output = Result<ExecutionPayloadBodiesV1, EngineError>> + Send {
+        (**self).get_payload_bodies_by_hash_v1_dyn(hashes)
+    }
+    fn get_payload_by_tag_from_engine(
+        &self,
+        tag: BlockNumberOrTag,
+    ) -> impl Future<Output = Result<ExecutionPayload, EngineError>> + Send {
+        (**self).get_payload_by_tag_from_engine_dyn(tag)
+    }
 }
 
 impl LegacyEngine for engine_actor::Engine {
@@ -76,6 +205,20 @@ impl LegacyEngine for engine_actor::Engine {
         tx: B256,
     ) -> impl Future<Output = Result<Option<TransactionReceipt>, EngineError>> + Send {
         Self::get_transaction_receipt(self, tx)
+    }
+
+    fn get_payload_bodies_by_hash_v1(
+        &self,
+        hashes: Vec<B256>,
+    ) -> impl Future<Output = Result<ExecutionPayloadBodiesV1, EngineError>> + Send {
+        self.api.get_payload_bodies_by_hash_v1(hashes)
+    }
+
+    fn get_payload_by_tag_from_engine(
+        &self,
+        tag: BlockNumberOrTag,
+    ) -> impl Future<Output = Result<ExecutionPayload, EngineError>> + Send {
+        Self::get_payload_by_tag_from_engine(self, tag)
     }
 }
 
@@ -212,6 +355,31 @@ impl LegacyEngine for DirectEngine {
         tx: B256,
     ) -> Result<Option<TransactionReceipt>, EngineError> {
         self.client.transaction_receipt(tx).await
+    }
+
+    async fn get_payload_bodies_by_hash_v1(
+        &self,
+        hashes: Vec<B256>,
+    ) -> Result<ExecutionPayloadBodiesV1, EngineError> {
+        self.client.payload_bodies_by_hash(hashes).await
+    }
+
+    async fn get_payload_by_tag_from_engine(
+        &self,
+        tag: BlockNumberOrTag,
+    ) -> Result<ExecutionPayload, EngineError> {
+        let block = self
+            .client
+            .block(BlockId::Number(tag), true)
+            .await?
+            .ok_or_else(|| EngineError::NotFound {
+                what: format!("block {tag}"),
+            })?;
+        let hash = block.header.hash;
+        let consensus = block
+            .into_consensus()
+            .map_transactions(|tx| alloy_consensus::TxEnvelope::from(tx.into_inner()));
+        Ok(ExecutionPayload::from_block_unchecked(hash, &consensus).0)
     }
 }
 

@@ -53,7 +53,10 @@ pub use adapter::{
 pub use compat::{CompatClient, CompatMode, CompatOperation, Version, deneb_request};
 pub use controller::{ControllerConfig, Migratable, MigrationController, Stage};
 pub use health::{HealthSample, PathSample, RollbackReason, RollbackRecord, Thresholds};
-pub use legacy::{DirectEngine, LegacyEngine, MigrationPath, Mismatch, PathState, StateValidator};
+pub use legacy::{
+    BoxedCall, DirectEngine, DynLegacyEngine, LegacyEngine, MigrationPath, Mismatch, PathState,
+    StateValidator,
+};
 pub use lighthouse::{
     CapellaAttributes, CapellaForkchoiceState, CapellaNewPayload, CapellaPayload, ConversionError,
     DenebAttributes, DenebForkchoiceState, DenebNewPayload, DenebPayload, require_pre_cancun,

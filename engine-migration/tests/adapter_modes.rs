@@ -939,3 +939,52 @@ async fn a_slow_shadow_path_never_delays_production() {
     drop(p.adapter);
     p.system.shutdown().await;
 }
+
+/// The node holds the adapter as `Arc<dyn DynLegacyEngine>` (no generic `Chain`) and makes all
+/// seven of its calls through it, in every routing family of modes.
+#[rstest]
+#[case::legacy_only(MigrationMode::LegacyOnly)]
+#[case::parallel(MigrationMode::Parallel)]
+#[case::canary(MigrationMode::Canary(50))]
+#[case::actor_only(MigrationMode::ActorOnly)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_adapter_as_a_trait_object_makes_the_nodes_seven_calls(#[case] mode: MigrationMode) {
+    use alloy_eips::BlockNumberOrTag;
+    use engine_migration::{DynLegacyEngine, LegacyEngine};
+
+    let p = paths(mode, Faults::None, AdapterConfig::default(), true).await;
+    let system = p.system;
+    let engine: Arc<dyn DynLegacyEngine> = Arc::new(p.adapter);
+    let genesis = engine
+        .get_payload_by_tag_from_engine(BlockNumberOrTag::Number(0))
+        .await
+        .unwrap();
+    assert_eq!(genesis.block_number(), 0);
+    let built = engine
+        .build_block(
+            Duration::from_secs(2),
+            Some(genesis.block_hash()),
+            peg_in(1),
+        )
+        .await
+        .unwrap();
+    let hash = engine.commit_block(built).await.unwrap();
+    let bodies = engine
+        .get_payload_bodies_by_hash_v1(vec![hash])
+        .await
+        .unwrap();
+    assert!(!bodies.is_empty() && bodies[0].is_some(), "{bodies:?}");
+    let block = engine.get_block_with_txs(&hash).await.unwrap().unwrap();
+    assert_eq!(block.header.hash, hash);
+    assert!(
+        engine
+            .get_transaction_receipt(B256::repeat_byte(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    engine.set_finalized(hash).await.unwrap();
+    assert_eq!(p.legacy_el.with_chain(|c| c.finalized()), hash);
+    drop(engine);
+    system.shutdown().await;
+}

@@ -2,8 +2,9 @@
 
 use std::{sync::atomic::Ordering, time::Duration};
 
+use alloy_eips::BlockNumberOrTag;
 use alloy_primitives::B256;
-use alloy_rpc_types_engine::ExecutionData;
+use alloy_rpc_types_engine::{ExecutionData, ExecutionPayload, ExecutionPayloadBodiesV1};
 use alloy_rpc_types_eth::{Block, TransactionReceipt};
 use engine_types::{AddBalance, EngineError};
 
@@ -198,6 +199,43 @@ where
                 Path::Actor => p.actor.get_transaction_receipt(tx).await,
             }
         })
+        .await
+    }
+
+    async fn get_payload_bodies_by_hash_v1(
+        &self,
+        hashes: Vec<B256>,
+    ) -> Result<ExecutionPayloadBodiesV1, EngineError> {
+        let p = &self.paths;
+        let key: Vec<u8> = hashes.iter().flat_map(|h| h.0).collect();
+        self.read(Operation::GetPayloadBodies, &key, |path| {
+            let hashes = hashes.clone();
+            async move {
+                match path {
+                    Path::Legacy => p.legacy.get_payload_bodies_by_hash_v1(hashes).await,
+                    Path::Actor => p.actor.get_payload_bodies_by_hash_v1(hashes).await,
+                }
+            }
+        })
+        .await
+    }
+
+    async fn get_payload_by_tag_from_engine(
+        &self,
+        tag: BlockNumberOrTag,
+    ) -> Result<ExecutionPayload, EngineError> {
+        let p = &self.paths;
+        let key = tag.to_string();
+        self.read(
+            Operation::GetPayloadByTag,
+            key.as_bytes(),
+            |path| async move {
+                match path {
+                    Path::Legacy => p.legacy.get_payload_by_tag_from_engine(tag).await,
+                    Path::Actor => p.actor.get_payload_by_tag_from_engine(tag).await,
+                }
+            },
+        )
         .await
     }
 }

@@ -86,10 +86,14 @@ pub enum Operation {
     GetBlock,
     /// `get_transaction_receipt`.
     GetReceipt,
+    /// `get_payload_bodies_by_hash_v1` (the node's `engine.api` call).
+    GetPayloadBodies,
+    /// `get_payload_by_tag_from_engine` (genesis).
+    GetPayloadByTag,
 }
 
 impl Operation {
-    const COUNT: usize = 5;
+    const COUNT: usize = 7;
 
     const fn index(self) -> usize {
         match self {
@@ -98,6 +102,8 @@ impl Operation {
             Self::Finalize => 2,
             Self::GetBlock => 3,
             Self::GetReceipt => 4,
+            Self::GetPayloadBodies => 5,
+            Self::GetPayloadByTag => 6,
         }
     }
 
@@ -109,6 +115,8 @@ impl Operation {
             Self::Finalize => "finalize",
             Self::GetBlock => "get_block",
             Self::GetReceipt => "get_receipt",
+            Self::GetPayloadBodies => "get_payload_bodies",
+            Self::GetPayloadByTag => "get_payload_by_tag",
         }
     }
 
@@ -128,6 +136,10 @@ pub struct AdapterConfig {
     pub thresholds: Thresholds,
     /// Shadow jobs queued at most; more are dropped (counted).
     pub shadow_queue: usize,
+    /// Consecutive failed health checks (one after each call) that roll back; one noisy
+    /// sample does not roll a fleet back (ALYS-011 says three). 0 or 1: the first does.
+    /// Default 3.
+    pub failed_checks_to_roll_back: u32,
 }
 
 impl Default for AdapterConfig {
@@ -136,11 +148,18 @@ impl Default for AdapterConfig {
             validator: StateValidator::default(),
             thresholds: Thresholds::default(),
             shadow_queue: 64,
+            failed_checks_to_roll_back: 3,
         }
     }
 }
 
 impl AdapterConfig {
+    /// Roll back after this many consecutive failed health checks.
+    pub const fn with_failed_checks_to_roll_back(mut self, checks: u32) -> Self {
+        self.failed_checks_to_roll_back = checks;
+        self
+    }
+
     /// Roll back on these thresholds.
     pub const fn with_thresholds(mut self, thresholds: Thresholds) -> Self {
         self.thresholds = thresholds;
@@ -202,6 +221,9 @@ pub struct MigrationAdapter<L, A> {
     /// Bumped at every mode change; shadow jobs of an older epoch are dropped.
     epoch: Arc<AtomicU64>,
     thresholds: Thresholds,
+    /// Failed health checks in a row, and how many roll back.
+    failed_checks: std::sync::atomic::AtomicU32,
+    failed_checks_to_roll_back: u32,
     last_rollback: Mutex<Option<RollbackRecord>>,
     shadow: mpsc::Sender<ShadowJob>,
 }
@@ -242,6 +264,8 @@ where
             mode: AtomicU16::new(mode.encode()),
             epoch,
             thresholds: config.thresholds,
+            failed_checks: std::sync::atomic::AtomicU32::new(0),
+            failed_checks_to_roll_back: config.failed_checks_to_roll_back,
             last_rollback: Mutex::new(None),
             shadow: tx,
         }
@@ -368,14 +392,22 @@ where
     }
 
     /// After a call: update the health score, and roll back when the thresholds are crossed
-    /// in a mode that uses the actor (and the mode did not change meanwhile).
+    /// in `failed_checks_to_roll_back` checks in a row, in a mode that uses the actor (and the
+    /// mode did not change meanwhile).
     async fn after_call(&self, mode: MigrationMode) {
         let health = self.paths.health();
         self.paths.metrics.health_score.set(health.score());
-        if mode.uses_actor()
-            && self.mode() == mode
-            && let Some(reason) = self.thresholds.check(&health)
-        {
+        if !mode.uses_actor() || self.mode() != mode {
+            self.failed_checks.store(0, Ordering::Relaxed);
+            return;
+        }
+        let Some(reason) = self.thresholds.check(&health) else {
+            self.failed_checks.store(0, Ordering::Relaxed);
+            return;
+        };
+        let in_a_row = self.failed_checks.fetch_add(1, Ordering::Relaxed) + 1;
+        if in_a_row >= self.failed_checks_to_roll_back {
+            self.failed_checks.store(0, Ordering::Relaxed);
             self.rollback(reason).await;
         }
     }
