@@ -43,6 +43,8 @@ async fn readyz_follows_the_execution_client_and_status_reports_the_head() {
     assert_eq!(code, 200);
     assert_eq!(status["forkchoice"]["head"], slot.hash.to_string());
     assert_eq!(status["sessions"][0]["endpoint"], f.mock.url());
+    assert_eq!(status["sessions"][0]["circuit"], "closed", "{status}");
+    assert!(status["head_age_ms"].as_u64().is_some(), "{status}");
 
     f.mock.stop().await;
     let unready = wait_for("/readyz to answer 503", WAIT, || async {

@@ -341,7 +341,15 @@ async fn probe(
         }
         "/status" => Some(
             match tokio::time::timeout(PROBE_DEADLINE, handle.status()).await {
-                Ok(Ok(status)) => json(true, serde_json::to_string(&status)),
+                Ok(Ok(status)) => {
+                    // The status, with the head's age beside the forkchoice.
+                    let body = serde_json::to_value(&status).map(|mut v| {
+                        let age = u64::try_from(clock.age().as_millis()).unwrap_or(u64::MAX);
+                        v["head_age_ms"] = serde_json::Value::from(age);
+                        v.to_string()
+                    });
+                    json(true, body)
+                }
                 Ok(Err(e)) => json(false, Ok(serde_json::json!({ "error": e.to_string() }).to_string())),
                 Err(_) => json(
                     false,
