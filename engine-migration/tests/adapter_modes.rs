@@ -908,8 +908,8 @@ async fn production_latency(adapter: &Adapter, first: u64, count: u64) -> Vec<Du
 
 /// Shadow work yields to production: with every Engine API call of the actor's EL taking
 /// 80 ms, a shadow build (two calls) is still running when its slot's commit comes, and is
-/// stopped; production's p99 stays where it was with a fast shadow path (within half a shadow
-/// call, on a shared machine).
+/// stopped; no production call waits for a shadow call (every one stays under the 80 ms a
+/// single shadow call takes, whatever else the shared machine runs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_shadow_path_never_delays_production() {
     const SHADOW_CALL: Duration = Duration::from_millis(80);
@@ -932,8 +932,8 @@ async fn a_slow_shadow_path_never_delays_production() {
         "the shadow path was running when production came: {report:#?}"
     );
     assert!(
-        shadowed <= baseline + SHADOW_CALL / 2,
-        "production waited for shadow work: p99 {shadowed:?} vs {baseline:?} without"
+        shadowed < SHADOW_CALL,
+        "production waited for shadow work: p99 {shadowed:?} (a shadow call takes {SHADOW_CALL:?}; {baseline:?} without)"
     );
     p.actor_el.clear_faults();
     drop(p.adapter);
