@@ -120,10 +120,7 @@ impl Readiness {
             });
         }
         let writable: Vec<_> = status.sessions.iter().filter(|s| s.is_writable()).collect();
-        let synced = writable
-            .iter()
-            .filter(|s| s.sync.is_none_or(|sync| sync.is_synced()))
-            .count();
+        let synced = status.sessions.iter().filter(|s| s.is_healthy()).count();
         if writable.is_empty() {
             for s in &status.sessions {
                 let why = s.last_error.as_deref().unwrap_or(if s.connected {

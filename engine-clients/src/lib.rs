@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+mod block_payload;
 mod client;
 mod deadlines;
 mod decode;
@@ -26,6 +27,7 @@ mod jwt;
 mod quirks;
 mod response_id;
 
+pub use block_payload::execution_data_from_block;
 pub use client::{BuiltPayload, Capabilities, ExecutionClient, SyncState};
 pub use deadlines::with_import_deadlines;
 pub use decode::{DECODED_METHODS, Decoded, decode_response};

@@ -375,11 +375,11 @@ impl LegacyEngine for DirectEngine {
             .ok_or_else(|| EngineError::NotFound {
                 what: format!("block {tag}"),
             })?;
-        let hash = block.header.hash;
-        let consensus = block
-            .into_consensus()
-            .map_transactions(|tx| alloy_consensus::TxEnvelope::from(tx.into_inner()));
-        Ok(ExecutionPayload::from_block_unchecked(hash, &consensus).0)
+        engine_clients::execution_data_from_block(block)
+            .map(|data| data.payload)
+            .ok_or_else(|| EngineError::NotFound {
+                what: format!("the payload of block {tag}: it carries Prague requests"),
+            })
     }
 }
 

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use alloy_consensus::TxEnvelope;
 use alloy_eips::BlockNumberOrTag;
 use alloy_primitives::B256;
 use alloy_rpc_types_engine::{ExecutionData, ExecutionPayload, ExecutionPayloadBodiesV1};
@@ -103,10 +102,10 @@ impl Engine {
             .ok_or_else(|| EngineError::NotFound {
                 what: format!("block {tag}"),
             })?;
-        let hash = block.header.hash;
-        let consensus = block
-            .into_consensus()
-            .map_transactions(|tx| TxEnvelope::from(tx.into_inner()));
-        Ok(ExecutionPayload::from_block_unchecked(hash, &consensus).0)
+        engine_clients::execution_data_from_block(block)
+            .map(|data| data.payload)
+            .ok_or_else(|| EngineError::NotFound {
+                what: format!("the payload of block {tag}: it carries Prague requests"),
+            })
     }
 }

@@ -10,16 +10,9 @@
 
 use std::sync::Arc;
 
-use alloy_consensus::TxEnvelope;
-use alloy_eips::{
-    BlockId,
-    eip7685::{EMPTY_REQUESTS_HASH, Requests, RequestsOrHash},
-};
+use alloy_eips::BlockId;
 use alloy_primitives::B256;
-use alloy_rpc_types_engine::{
-    ExecutionData, ExecutionPayload, ExecutionPayloadSidecar, PraguePayloadFields,
-};
-use alloy_rpc_types_eth::Block;
+use alloy_rpc_types_engine::ExecutionData;
 use engine_clients::ExecutionClient;
 use engine_types::{EngineError, require_valid};
 use tokio::time::Instant;
@@ -45,38 +38,6 @@ async fn knows<C: ExecutionClient>(link: &SessionLink<C>, hash: B256) -> Result<
         .is_some())
 }
 
-/// A full block from an execution client as the payload it was made from. Prague requests are
-/// only in the header as a hash: a block with no requests (every Alys block) gets its empty
-/// list back; one with requests cannot be replayed from a block.
-fn payload_from_block(block: Block) -> Option<ExecutionData> {
-    let hash = block.header.hash;
-    let block = block
-        .map_transactions(|tx| tx.into_inner())
-        .into_consensus();
-    let (payload, sidecar) = ExecutionPayload::from_block_unchecked::<TxEnvelope, _>(hash, &block);
-    let sidecar = match (sidecar.cancun(), sidecar.prague()) {
-        (Some(cancun), Some(prague)) => {
-            if !no_requests(&prague.requests) {
-                return None;
-            }
-            ExecutionPayloadSidecar::v4(
-                cancun.clone(),
-                PraguePayloadFields::new(Requests::default()),
-            )
-        }
-        _ => sidecar,
-    };
-    Some(ExecutionData::new(payload, sidecar))
-}
-
-/// Whether `requests` stands for an empty list (as the list, or as its hash).
-fn no_requests(requests: &RequestsOrHash) -> bool {
-    match requests {
-        RequestsOrHash::Hash(hash) => *hash == EMPTY_REQUESTS_HASH,
-        RequestsOrHash::Requests(list) => list.is_empty(),
-    }
-}
-
 /// The payload of block `hash`: from the store, else from a session other than `lacking` that
 /// has it.
 async fn payload_of<C: ExecutionClient>(
@@ -93,7 +54,7 @@ async fn payload_of<C: ExecutionClient>(
             .call(|c| async move { c.block(BlockId::Hash(hash.into()), true).await })
             .await;
         if let Ok(Some(block)) = block
-            && let Some(data) = payload_from_block(block)
+            && let Some(data) = engine_clients::execution_data_from_block(block)
         {
             let data = Arc::new(data);
             store.insert(Arc::clone(&data));
